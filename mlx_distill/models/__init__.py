@@ -1,0 +1,157 @@
+"""MLX BERT-family models with Hugging Face names: load from and save to Hugging Face folders.
+
+Entry points:
+- :func:`load_classifier` — a ``*ForSequenceClassification`` (optionally with a fresh head, for
+  fine-tuning a pre-trained encoder into a classifier for new labels);
+- :func:`load_encoder` — the bare encoder (``BertModel`` / ``MobileBertModel``);
+- :func:`save_pretrained` — config.json + model.safetensors + tokenizer files, readable by
+  transformers' ``from_pretrained`` and by our PyTorch export shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from mlx_distill.fileio import atomic_write, atomic_write_json
+from mlx_distill.models.base import EncoderModel, SequenceClassifier
+from mlx_distill.models.bert import BertConfig, BertForSequenceClassification, BertModel
+from mlx_distill.models.checkpoint import WeightMatch, load_into, read_weights, write_weights, SINGLE_FILE
+from mlx_distill.models.config import EncoderConfig
+from mlx_distill.models.hub import resolve_model_dir
+from mlx_distill.models.mobilebert import MobileBertConfig, MobileBertForSequenceClassification, MobileBertModel
+
+__all__ = [
+    "Architecture", "ARCHITECTURES", "BertConfig", "BertForSequenceClassification", "BertModel",
+    "EncoderConfig", "EncoderModel", "LoadedModel", "MobileBertConfig", "MobileBertForSequenceClassification",
+    "MobileBertModel", "SequenceClassifier", "build_classifier", "load_classifier", "load_encoder",
+    "read_config", "resolve_model_dir", "save_pretrained", "TOKENIZER_FILES",
+]
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    config: type[EncoderConfig]
+    encoder: type[EncoderModel]
+    classifier: type[SequenceClassifier]
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "bert": Architecture(BertConfig, BertModel, BertForSequenceClassification),
+    "mobilebert": Architecture(MobileBertConfig, MobileBertModel, MobileBertForSequenceClassification),
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model plus where it came from and how its weights were matched (for reports)."""
+
+    model: nn.Module
+    config: EncoderConfig
+    path: Path
+    weights: WeightMatch
+
+
+def read_config(model_dir: str | os.PathLike[str]) -> EncoderConfig:
+    model_dir = resolve_model_dir(model_dir)
+    path = model_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; a Hugging Face model folder needs config.json")
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if model_type not in ARCHITECTURES:
+        raise ValueError(
+            f"{path}: model_type {model_type!r} is not supported; mlx_distill handles {sorted(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[model_type].config.from_file(path)
+
+
+def build_classifier(config: EncoderConfig, seed: int | None = None) -> SequenceClassifier:
+    """A randomly initialised classifier for ``config`` (students from scratch, tests)."""
+    if seed is not None:
+        mx.random.seed(seed)
+    model = ARCHITECTURES[config.model_type].classifier(config)
+    model.eval()
+    return model
+
+
+def load_classifier(
+    name_or_path: str | os.PathLike[str], labels: list[str] | None = None, dtype: mx.Dtype = mx.float32
+) -> LoadedModel:
+    """Load a sequence classifier.
+
+    - ``labels=None``: the folder must already be a classifier (``classifier.*`` weights and
+      ``id2label`` in config.json).
+    - ``labels=[...]``: if the folder is a classifier for exactly these labels it is loaded as is;
+      otherwise the encoder is loaded and a fresh, randomly initialised head for ``labels`` is put
+      on top (what teacher fine-tuning needs). ``LoadedModel.weights.initialised`` lists it.
+    """
+    model_dir = resolve_model_dir(name_or_path)
+    config = read_config(model_dir)
+    weights = read_weights(model_dir)
+    has_head = "classifier.weight" in weights
+    if labels is None:
+        if not has_head or config.num_labels < 2:
+            raise ValueError(
+                f"{model_dir} is not a sequence classifier (no classifier weights or id2label); "
+                "pass the labels to put a fresh head on it (e.g. fine-tune it as a teacher first)"
+            )
+        fresh = False
+    else:
+        fresh = not (has_head and config.labels == list(labels))
+        if fresh:
+            config = config.with_labels(list(labels))
+    arch = ARCHITECTURES[config.model_type]
+    model = arch.classifier(config)
+    match = load_into(model, weights, str(model_dir), arch.classifier.base_model_prefix, True, fresh)
+    if dtype != mx.float32:
+        model.set_dtype(dtype)
+    model.eval()
+    return LoadedModel(model, config, model_dir, match)
+
+
+def load_encoder(name_or_path: str | os.PathLike[str], dtype: mx.Dtype = mx.float32) -> LoadedModel:
+    """Load the bare encoder of any BERT/MobileBERT folder (classifier or not)."""
+    model_dir = resolve_model_dir(name_or_path)
+    config = read_config(model_dir)
+    arch = ARCHITECTURES[config.model_type]
+    weights = read_weights(model_dir)
+    model = arch.encoder(config)
+    match = load_into(model, weights, str(model_dir), arch.classifier.base_model_prefix, False, False)
+    if dtype != mx.float32:
+        model.set_dtype(dtype)
+    model.eval()
+    return LoadedModel(model, config, model_dir, match)
+
+
+def save_pretrained(
+    model: SequenceClassifier, out_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write a Hugging Face-format folder: config.json, model.safetensors, tokenizer files.
+
+    Each file is written atomically. ``tokenizer_dir`` is where the tokenizer files are copied from
+    (usually the teacher or the pre-trained student folder); without them the folder still loads
+    as a model but ``predict`` needs a tokenizer.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = model.config.to_dict()
+    config["architectures"] = [type(model).__name__]
+    atomic_write_json(out / "config.json", config)
+    write_weights(model, out / SINGLE_FILE)
+    if tokenizer_dir is not None:
+        source = Path(tokenizer_dir)
+        for name in TOKENIZER_FILES:
+            if (source / name).exists() and source.resolve() != out.resolve():
+                atomic_write(out / name, lambda tmp, src=source / name: shutil.copyfile(src, tmp))
+    return out

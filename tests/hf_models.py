@@ -1,0 +1,47 @@
+"""Build tiny transformers classifiers and save them as Hugging Face folders (test helper)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import transformers
+
+
+def perturb_(model: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> None:
+    """Add noise to every parameter so that no weight sits at its trivial init (ones/zeros)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def save_hf_classifier(kind: str, out: Path, labels: list[str], seed: int = 0, **config) -> transformers.PreTrainedModel:
+    """Create a random ``{Bert,MobileBert}ForSequenceClassification``, save it to ``out``, return it (eval, eager)."""
+    torch.manual_seed(seed)
+    id2label = {i: name for i, name in enumerate(labels)}
+    label2id = {name: i for i, name in id2label.items()}
+    if kind == "bert":
+        cfg = transformers.BertConfig(id2label=id2label, label2id=label2id, **config)
+        model = transformers.BertForSequenceClassification(cfg)
+    elif kind == "mobilebert":
+        cfg = transformers.MobileBertConfig(id2label=id2label, label2id=label2id, **config)
+        model = transformers.MobileBertForSequenceClassification(cfg)
+    else:
+        raise ValueError(kind)
+    perturb_(model, seed=seed)
+    model.eval()
+    model.config._attn_implementation = "eager"
+    model.save_pretrained(out, safe_serialization=True)
+    return model
+
+
+def padded_batch(vocab_size: int, lengths: list[int], max_length: int, seed: int = 0):
+    """Random ids with [CLS]=1-ish starts and zero padding; returns (ids, mask) as int64 torch tensors."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab_size, (len(lengths), max_length), generator=gen)
+    mask = torch.zeros(len(lengths), max_length, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+        ids[row, n:] = 0
+    return ids, mask
