@@ -92,21 +92,25 @@ def ensure_fast_blas(environ: dict[str, str] | None = None) -> BlasStatus:
         return BlasStatus(None, "mlx.core was imported before mlx_distill; import mlx_distill first")
 
     candidates = _candidate_paths()
+    notes: list[str] = []
     if setting:
-        candidates.insert(0, (setting, f"{ENV_VAR}"))
-    errors: list[str] = []
+        try:
+            handle = ctypes.CDLL(setting, mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            notes.append(f"{ENV_VAR}={setting} could not be loaded ({exc})")
+        else:
+            if _exports_sgemm(handle):
+                return BlasStatus(setting, f"preloaded {setting} from {ENV_VAR}")
+            notes.append(f"{ENV_VAR}={setting} does not export {_REQUIRED_SYMBOL}")
     for path, label in candidates:
         try:
             handle = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-        except OSError as exc:
-            if setting and path == setting:
-                errors.append(f"{path}: {exc}")
-            continue
+        except OSError:
+            continue  # not on this machine: the normal case for most candidates
         if _exports_sgemm(handle):
-            return BlasStatus(path, f"preloaded {label}")
-        errors.append(f"{path}: does not export {_REQUIRED_SYMBOL}")
-    detail = "; ".join(errors) if errors else "no OpenBLAS/MKL found"
-    return BlasStatus(None, f"reference BLAS ({detail})")
+            return BlasStatus(path, "; ".join([*notes, f"preloaded {label}"]))
+        notes.append(f"{path} does not export {_REQUIRED_SYMBOL}")
+    return BlasStatus(None, "; ".join([*notes, "reference BLAS: no OpenBLAS/MKL found"]))
 
 
 class _DlInfo(ctypes.Structure):

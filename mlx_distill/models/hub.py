@@ -20,6 +20,14 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     """A local folder as is; else a repo id from the HF cache (or downloaded when allowed)."""
     path = Path(name_or_path).expanduser()
@@ -33,8 +41,9 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
 
     from huggingface_hub import snapshot_download  # imported lazily: only repo ids need it
 
+    cache = hub_cache_dir()
     try:
-        return Path(snapshot_download(text, allow_patterns=_PATTERNS, local_files_only=True))
+        return Path(snapshot_download(text, allow_patterns=_PATTERNS, local_files_only=True, cache_dir=cache))
     except Exception:  # noqa: BLE001 - any cache miss falls through to the download / error below
         pass
     how = (
@@ -43,11 +52,11 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     )
     if _offline():
         raise FileNotFoundError(
-            f"{text!r} is not a local folder and is not in the Hugging Face cache, and HF_HUB_OFFLINE "
+            f"{text!r} is not a local folder and is not in the Hugging Face cache ({cache}), and HF_HUB_OFFLINE "
             f"is set. Fetch it with {how}."
         )
     try:
-        return Path(snapshot_download(text, allow_patterns=_PATTERNS))
+        return Path(snapshot_download(text, allow_patterns=_PATTERNS, cache_dir=cache))
     except Exception as exc:  # noqa: BLE001 - network, auth and missing-repo errors all end here
         raise FileNotFoundError(
             f"{text!r} is not a local folder, not in the Hugging Face cache, and could not be "

@@ -1,0 +1,51 @@
+"""Which device and libraries this process computes with — stated in every report (DESIGN.md).
+
+MLX picks Metal on Apple silicon, CUDA where ``mlx[cuda]`` is installed, else the CPU.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+import mlx.core as mx
+
+import mlx_distill
+from mlx_distill.blas import sgemm_provider
+
+
+def select_device() -> str:
+    """Make the best available device the default and return its name ('gpu (metal)', 'cpu', ...)."""
+    if mx.metal.is_available():
+        mx.set_default_device(mx.gpu)
+        return "gpu (metal)"
+    cuda = getattr(mx, "cuda", None)
+    if cuda is not None and cuda.is_available():
+        mx.set_default_device(mx.gpu)
+        return "gpu (cuda)"
+    mx.set_default_device(mx.cpu)
+    return "cpu"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def runtime_info() -> dict[str, object]:
+    """Versions, device and BLAS, as plain data for ``info`` and reports."""
+    device = select_device()
+    info: dict[str, object] = {
+        "mlx_distill": mlx_distill.__version__,
+        "python": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
+        "device": device,
+        "blas": sgemm_provider() if device == "cpu" else "n/a (GPU)",
+        "blas_preload": mlx_distill.BLAS_STATUS.reason,
+    }
+    for dist in ("mlx", "mlx-lm", "numpy", "tokenizers", "safetensors", "torch", "coremltools", "transformers"):
+        info[dist] = _version(dist)
+    return info
