@@ -1,0 +1,352 @@
+"""``export_folder``: a Hugging Face student folder -> Core ML files + manifest, in one call.
+
+This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. Steps:
+
+1. validate the folder (config, labels, weights with a classifier head, tokenizer);
+2. load the PyTorch shell strictly; run the fp16 range check (falls back to fp32 if unsafe);
+3. convert Classifier.mlpackage and Encoder.mlpackage (ML Programs);
+4. build UpdatableHead.mlmodel (NeuralNetwork) and, if possible, UpdatablePipeline.mlmodel, both
+   linted against Core ML's load-time rules (a failing head aborts the export);
+5. copy the vocabulary and tokenizer files; write manifest.json from the saved specs;
+6. swap the staging folder into ``out_dir`` atomically.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import coremltools as ct
+import torch
+
+from export.atomic import staged_directory, write_json_atomic
+from export.coreml_models import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    POOLED,
+    ModelMetadata,
+    apply_metadata,
+    convert_classifier,
+    convert_encoder,
+    convert_encoder_neuralnetwork,
+)
+from export.fp16_check import Fp16Check, check_fp16, sample_inputs
+from export.manifest import MANIFEST_NAME, build_manifest
+from export.model_folder import ExportInputError, ModelFolder, read_model_folder
+from export.shell.common import ShellConfigError
+from export.shell.load import ShellLoadError, load_shell_from_folder
+from export.update_params import UpdateParams, UpdateParamsError
+from export.updatable_head import build_updatable_head
+from export.updatable_pipeline import build_updatable_pipeline
+from export.updatable_rules import UpdatableRuleError, check_spec
+
+CLASSIFIER_FILE = "Classifier.mlpackage"
+ENCODER_FILE = "Encoder.mlpackage"
+HEAD_FILE = "UpdatableHead.mlmodel"
+PIPELINE_FILE = "UpdatablePipeline.mlmodel"
+VOCAB_FILE = "vocab.txt"
+_TOKENIZER_COPIES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything ``export_folder`` can be told; every field has a default."""
+
+    max_length: int = 128
+    precision: Literal["fp32", "fp16"] = "fp32"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = 0.01
+    learning_rate_range: tuple[float, float] = (1e-6, 1.0)
+    batch_size: int = 8
+    epochs: int = 10
+    momentum: float = 0.0
+    build_classifier: bool = True
+    build_encoder: bool = True
+    build_updatable_head: bool = True
+    build_updatable_pipeline: bool = True
+    fp16_check: bool = True
+    fp16_check_samples: int = 8
+    fp16_prob_tolerance: float = 0.05
+    version: str = "1.0"
+    author: str = ""
+    license: str = ""
+    description: str = ""
+    #: replace ``out_dir`` if it holds a previous export (a manifest.json); other folders are never replaced.
+    overwrite: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16"):
+            raise ValueError(f"ExportConfig.precision must be 'fp32' or 'fp16', got {self.precision!r}")
+        if self.max_length < 2:
+            raise ValueError(f"ExportConfig.max_length must be >= 2 ([CLS] and [SEP]), got {self.max_length}")
+        if self.fp16_check_samples < 1:
+            raise ValueError("ExportConfig.fp16_check_samples must be >= 1")
+        if not (self.build_classifier or self.build_encoder or self.build_updatable_head or self.build_updatable_pipeline):
+            raise ValueError("ExportConfig: nothing to build (all build_* flags are False)")
+        try:
+            self.update_params()
+        except UpdateParamsError as exc:
+            raise ValueError(f"ExportConfig: {exc}") from exc
+
+    def update_params(self) -> UpdateParams:
+        return UpdateParams(
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            learning_rate_range=tuple(self.learning_rate_range),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            momentum=self.momentum,
+        )
+
+
+@dataclass
+class ExportResult:
+    """Paths written and decisions taken (also recorded in the manifest)."""
+
+    out_dir: Path
+    manifest_path: Path
+    files: dict[str, Path]
+    precision_requested: str
+    precision_used: str
+    fp16_check: Optional[Fp16Check]
+    decisions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def classifier_path(self) -> Optional[Path]:
+        return self.files.get("classifier")
+
+    @property
+    def encoder_path(self) -> Optional[Path]:
+        return self.files.get("encoder")
+
+    @property
+    def updatable_head_path(self) -> Optional[Path]:
+        return self.files.get("updatable_head")
+
+    @property
+    def updatable_pipeline_path(self) -> Optional[Path]:
+        return self.files.get("updatable_pipeline")
+
+
+def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
+                  config: Optional[ExportConfig] = None) -> ExportResult:
+    """Export a Hugging Face BERT/MobileBERT sequence-classifier folder to Core ML.
+
+    Raises ``ExportInputError`` for a bad input folder (message names the file/field and the fix)
+    and ``UpdatableRuleError`` if the updatable head would be refused by Core ML.
+    """
+    config = config or ExportConfig()
+    out_dir = Path(out_dir).absolute()
+    _check_out_dir(out_dir, config.overwrite)
+    folder = read_model_folder(model_dir)
+    try:
+        shell = load_shell_from_folder(folder.path, config.max_length)
+    except (ShellLoadError, ShellConfigError) as exc:
+        raise ExportInputError(f"{folder.path}: {exc}") from exc
+    decisions: list[str] = []
+    notes: list[str] = []
+
+    check = _run_fp16_check(shell, folder, config) if (config.fp16_check or config.precision == "fp16") else None
+    precision = config.precision
+    if precision == "fp16" and check is not None and not check.safe:
+        precision = "fp32"
+        message = f"fp16 requested but unsafe for this {folder.model_type} ({check.reason}); exporting with fp32 compute precision"
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        notes.append(message)
+    decisions.append(f"compute precision: requested {config.precision}, used {precision}"
+                     + (f" (fp16 check: {check.reason})" if check else " (fp16 check skipped)"))
+    nn_compute_units = "all" if (check is not None and check.safe) else "cpuOnly"
+
+    labels = list(folder.labels)
+    embedding_size = int(shell.embedding_size)
+    params = config.update_params()
+    files: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    meta_common = _user_metadata(folder, config, precision)
+
+    with staged_directory(out_dir) as stage:
+        if config.build_classifier:
+            model = convert_classifier(shell, labels, config.max_length, precision)
+            apply_metadata(model, _metadata(folder, config, meta_common, "text classifier: tokens -> label, probabilities"))
+            files["classifier"] = _save(model, stage / CLASSIFIER_FILE)
+        if config.build_encoder:
+            model = convert_encoder(shell, config.max_length, precision)
+            apply_metadata(model, _metadata(folder, config, meta_common, "encoder: tokens -> pooled embedding"))
+            files["encoder"] = _save(model, stage / ENCODER_FILE)
+        head_spec = None
+        if config.build_updatable_head or config.build_updatable_pipeline:
+            weight = shell.classifier.weight.detach().cpu().numpy()
+            bias = shell.classifier.bias.detach().cpu().numpy()
+            head_spec = build_updatable_head(weight, bias, labels, params)  # raises UpdatableRuleError
+        if config.build_updatable_head:
+            model = _spec_model(head_spec)
+            apply_metadata(model, _metadata(folder, config, meta_common,
+                                            "updatable head: pooled embedding -> label; trains on device"))
+            check_spec(model.get_spec(), what="head")  # re-lint the exact spec being written
+            files["updatable_head"] = _save(model, stage / HEAD_FILE)
+        if config.build_updatable_pipeline:
+            try:
+                encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size)
+                pipeline_spec = build_updatable_pipeline(encoder_nn, head_spec, labels, config.max_length)
+            except (UpdatableRuleError, RuntimeError, ValueError, NotImplementedError) as exc:
+                reason = f"updatable pipeline not written: {exc}"
+                warnings.warn(reason, RuntimeWarning, stacklevel=2)
+                notes.append(reason)
+                skipped["updatable_pipeline"] = str(exc)
+            else:
+                model = _spec_model(pipeline_spec)
+                apply_metadata(model, _metadata(folder, config, meta_common,
+                                                "updatable pipeline: tokens -> label; the head trains on device"))
+                check_spec(model.get_spec(), what="pipeline")
+                files["updatable_pipeline"] = _save(model, stage / PIPELINE_FILE)
+                extra["updatable_pipeline"] = {
+                    "recommended_compute_units": nn_compute_units,
+                    "why": "a NeuralNetwork may run in fp16 on GPU/ANE; use cpuOnly unless the fp16 check passed",
+                }
+                decisions.append(f"updatable pipeline written; recommended compute units: {nn_compute_units}")
+
+        copied = _copy_tokenizer(folder, stage)
+        manifest = build_manifest(
+            model_type=folder.model_type,
+            labels=labels,
+            max_length=config.max_length,
+            embedding_size=embedding_size,
+            tokenizer=folder.tokenizer.manifest(VOCAB_FILE, copied),
+            precision={"requested": config.precision, "used": precision,
+                       "fp16_check": check.as_dict() if check else None, "notes": notes},
+            files=files,
+            extra=extra,
+            skipped=skipped,
+            versions=_versions(),
+        )
+        manifest["decisions"] = decisions
+        manifest["update_config"] = {
+            "optimizer": params.optimizer, "learning_rate": params.learning_rate,
+            "learning_rate_range": list(params.learning_rate_range), "batch_size": params.batch_size,
+            "allowed_batch_sizes": list(params.allowed_batch_sizes), "epochs": params.epochs,
+            "allowed_epochs": list(params.allowed_epochs), "momentum": params.momentum, "shuffle": params.shuffle,
+        }
+        write_json_atomic(stage / MANIFEST_NAME, manifest)
+
+    final = {role: out_dir / path.name for role, path in files.items()}
+    final["vocab"] = out_dir / VOCAB_FILE
+    return ExportResult(
+        out_dir=out_dir,
+        manifest_path=out_dir / MANIFEST_NAME,
+        files=final,
+        precision_requested=config.precision,
+        precision_used=precision,
+        fp16_check=check,
+        decisions=decisions,
+        warnings=notes,
+        skipped=skipped,
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ExportInputError(f"--out {out_dir} exists and is not a directory")
+    if not any(out_dir.iterdir()):
+        return
+    if not (out_dir / MANIFEST_NAME).is_file():
+        raise ExportInputError(
+            f"--out {out_dir} is a non-empty folder that is not a previous export (no {MANIFEST_NAME}); "
+            "choose a new or empty folder"
+        )
+    if not overwrite:
+        raise ExportInputError(f"--out {out_dir} already holds an export; pass overwrite=True to replace it")
+
+
+def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig) -> Fp16Check:
+    specials = folder.tokenizer.special_tokens
+    ids, mask = sample_inputs(
+        vocab_size=folder.tokenizer.vocab_size,
+        max_length=config.max_length,
+        cls_id=specials["cls"].id,
+        sep_id=specials["sep"].id,
+        pad_id=specials["pad"].id,
+        count=config.fp16_check_samples,
+        first_regular_id=max(tok.id for tok in specials.values()) + 1,
+    )
+    return check_fp16(shell, ids, mask, prob_tolerance=config.fp16_prob_tolerance)
+
+
+def _spec_model(spec) -> ct.models.MLModel:
+    # On macOS, loading compiles the model: Core ML itself validates the updatable spec.
+    return ct.models.MLModel(spec, skip_model_load=sys.platform != "darwin")
+
+
+def _save(model: ct.models.MLModel, path: Path) -> Path:
+    model.save(str(path))
+    return path
+
+
+def _user_metadata(folder: ModelFolder, config: ExportConfig, precision: str) -> dict[str, str]:
+    import json
+
+    specials = {role: tok.id for role, tok in folder.tokenizer.special_tokens.items()}
+    return {
+        "labels": json.dumps(list(folder.labels), ensure_ascii=False),
+        "max_length": str(config.max_length),
+        "model_type": folder.model_type,
+        "compute_precision": precision,
+        "tokenizer": json.dumps({
+            "vocab_file": VOCAB_FILE,
+            "vocab_size": folder.tokenizer.vocab_size,
+            "lowercase": folder.tokenizer.lowercase,
+            "special_token_ids": specials,
+        }),
+        "manifest": MANIFEST_NAME,
+        "exported_by": "mlx_distill export",
+    }
+
+
+def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], what: str) -> ModelMetadata:
+    name = {"bert": "BERT", "mobilebert": "MobileBERT"}[folder.model_type]
+    prefix = f"{config.description} - " if config.description else ""
+    return ModelMetadata(
+        short_description=f"{prefix}{name} {what}. Labels: {', '.join(folder.labels)}. Max length {config.max_length}.",
+        version=config.version,
+        author=config.author,
+        license=config.license,
+        user_defined=user,
+        feature_descriptions={
+            INPUT_IDS: f"WordPiece token ids, [CLS] text [SEP], right-padded to {config.max_length}",
+            ATTENTION_MASK: "1 for real tokens, 0 for padding",
+            POOLED: "pooled sentence embedding (the updatable head's input)",
+            "label": "predicted class label",
+            "label_probs": "probability of each class label",
+        },
+    )
+
+
+def _copy_tokenizer(folder: ModelFolder, stage: Path) -> list[str]:
+    from export.tokenizer_info import write_vocab
+
+    write_vocab(folder.tokenizer, stage / VOCAB_FILE)
+    copied = [VOCAB_FILE]
+    for name in _TOKENIZER_COPIES:
+        source = folder.path / name
+        if source.is_file():
+            shutil.copyfile(source, stage / name)
+            copied.append(name)
+    return copied
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+
+    return {"torch": torch.__version__, "coremltools": ct.__version__, "numpy": numpy.__version__,
+            "python": sys.version.split()[0]}
