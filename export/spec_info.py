@@ -72,6 +72,31 @@ def mlprogram_compute_precision(spec: Model_pb2.Model) -> Optional[str]:
     return "fp32"
 
 
+def class_labels(spec: Model_pb2.Model) -> Optional[list]:
+    """Class labels in index order: NN classifier label vectors, an ML Program's ``classify`` op,
+    or a pipeline's last model."""
+    kind = spec.WhichOneof("Type")
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        models = getattr(spec, kind).pipeline.models
+        return class_labels(models[-1]) if models else None
+    if kind == "neuralNetworkClassifier":
+        nn = spec.neuralNetworkClassifier
+        return list(nn.stringClassLabels.vector) or [int(v) for v in nn.int64ClassLabels.vector]
+    if kind == "mlProgram":
+        for function in spec.mlProgram.functions.values():
+            for block in function.block_specializations.values():
+                for op in block.operations:
+                    if op.type != "classify":
+                        continue
+                    values = op.inputs["classes"].arguments[0].value.immediateValue.list.values
+                    out = []
+                    for value in values:
+                        tensor = value.immediateValue.tensor
+                        out.extend(tensor.strings.values or [int(v) for v in tensor.longInts.values])
+                    return out
+    return None
+
+
 def update_params_dict(spec: Model_pb2.Model) -> Optional[dict[str, Any]]:
     """The updatable part of a NeuralNetwork spec (or of a pipeline's last model)."""
     if spec.WhichOneof("Type") in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
@@ -137,6 +162,7 @@ def describe_spec(spec: Model_pb2.Model) -> dict[str, Any]:
     if description.predictedFeatureName:
         out["predicted_feature"] = description.predictedFeatureName
         out["predicted_probabilities"] = description.predictedProbabilitiesName
+        out["class_labels"] = class_labels(spec)
     if description.trainingInput:
         out["training_inputs"] = [feature_dict(f) for f in description.trainingInput]
     precision = mlprogram_compute_precision(spec)
