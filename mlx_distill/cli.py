@@ -48,6 +48,102 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_args(parser: argparse.ArgumentParser, epochs: float, lr: float) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--train", type=Path, required=True, help="labelled .jsonl/.csv (text, label)")
+    group.add_argument("--eval", type=Path, help="labelled evaluation file (default: hold out 15%% of --train)")
+    group.add_argument("--out", type=Path, required=True, help="output Hugging Face folder (training state in OUT/training)")
+    group.add_argument("--epochs", type=float, default=epochs)
+    group.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
+    group.add_argument("--batch-size", type=int, default=16)
+    group.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    group.add_argument("--max-length", type=int, default=128, help="tokens per text")
+    group.add_argument("--decay", choices=["linear", "cosine", "constant"], default="linear")
+    group.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
+    group.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (default: each epoch)")
+    group.add_argument("--patience", type=int, default=0, help="early stopping after N evaluations without gain")
+    group.add_argument("--checkpoint-every", type=int, default=50, help="steps between resumable checkpoints")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--no-compile", action="store_true", help="run the step without mx.compile")
+    group.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT/training")
+
+
+def _train_config(args: argparse.Namespace):
+    from mlx_distill.train.trainer import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup,
+        decay=args.decay, grad_accum_steps=args.grad_accum, eval_every=args.eval_every,
+        early_stopping_patience=args.patience, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        compile=not args.no_compile,
+    )
+
+
+def _train_and_eval_examples(args: argparse.Namespace):
+    from mlx_distill.data import read_examples, stratified_split
+
+    train = read_examples(args.train)
+    if args.eval:
+        return train, read_examples(args.eval)
+    train, held_out = stratified_split(train, 0.15, seed=args.seed)
+    print(f"no --eval file: holding out {len(held_out)} of {len(train) + len(held_out)} examples", file=sys.stderr)
+    return train, held_out
+
+
+def _print_eval(name: str, report: dict) -> None:
+    metrics = report["eval"]
+    extra = ""
+    if "teacher_agreement" in metrics:
+        extra = f"  agreement with teacher {metrics['teacher_agreement']:.3f}  KL {metrics['teacher_kl']:.4f}"
+    print(f"{name}: accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}{extra}")
+
+
+def _cmd_teacher(args: argparse.Namespace) -> int:
+    from mlx_distill.runtime import select_device
+    from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
+
+    select_device()
+    train, evaluation = _train_and_eval_examples(args)
+    config = TeacherConfig(max_length=args.max_length, freeze_encoder=args.freeze_encoder, train=_train_config(args))
+    report = fine_tune_teacher(args.model, train, evaluation, args.out, config, resume=not args.restart)
+    _print_eval(f"teacher -> {args.out}", report)
+    return 0
+
+
+def _parse_layer_map(text: str | None) -> dict[int, int] | None:
+    if not text:
+        return None
+    try:
+        return {int(s): int(t) for s, t in (pair.split(":") for pair in text.split(","))}
+    except ValueError:
+        raise ValueError(f"--layer-map {text!r}: write student:teacher pairs, e.g. 1:2,2:4,3:6") from None
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from mlx_distill.runtime import select_device
+    from mlx_distill.train.distill import DistillConfig, distill
+    from mlx_distill.train.student_init import StudentSpec
+
+    select_device()
+    train, evaluation = _train_and_eval_examples(args)
+    init = args.init or ("pretrained" if args.student else "teacher")
+    student = StudentSpec(
+        init=init, preset=args.student_preset, config_file=args.student_config,
+        pretrained_dir=str(args.student) if args.student else None, seed=args.seed,
+    )
+    config = DistillConfig(
+        max_length=args.max_length, temperature=args.temperature, kd_weight=args.kd_weight, ce_weight=args.ce_weight,
+        hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
+        embedding_weight=args.embedding_weight, layer_map=_parse_layer_map(args.layer_map),
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, train=_train_config(args),
+    )
+    report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart)
+    teacher_acc = report["teacher_eval"]["accuracy"]
+    print(f"teacher accuracy {teacher_acc:.3f}; student ({report['student_parameters']:,} parameters):")
+    _print_eval(f"student -> {args.out}", report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlx_distill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.set_defaults(run=_cmd_predict)
+
+    teacher = sub.add_parser("teacher", help="fine-tune a BERT-family model into a classifier for your labels")
+    teacher.add_argument("--model", required=True, help="teacher folder or Hugging Face repo id (BERT family)")
+    teacher.add_argument("--freeze-encoder", action="store_true", help="train only the classification head")
+    _add_training_args(teacher, epochs=4, lr=5e-5)
+    teacher.set_defaults(run=_cmd_teacher)
+
+    from mlx_distill.train.student_init import STUDENT_PRESETS
+
+    distill = sub.add_parser("distill", help="distil a teacher classifier into a MobileBERT student")
+    distill.add_argument("--teacher", required=True, help="teacher classifier folder (e.g. from `teacher`)")
+    distill.add_argument("--student", type=Path, help="pre-trained MobileBERT folder to start from")
+    distill.add_argument("--init", choices=["teacher", "random", "pretrained"],
+                         help="student start: pretrained (--student), teacher (embeddings from the teacher, default "
+                              "without --student) or random")
+    distill.add_argument("--student-preset", choices=sorted(STUDENT_PRESETS), default="mobilebert-4l")
+    distill.add_argument("--student-config", help="MobileBERT config.json for the student (overrides the preset)")
+    distill.add_argument("--temperature", type=float, default=2.0)
+    distill.add_argument("--kd-weight", type=float, default=1.0, help="soft-logit KD weight")
+    distill.add_argument("--ce-weight", type=float, default=0.5, help="hard-label cross-entropy weight")
+    distill.add_argument("--hidden-weight", type=float, default=1.0, help="hidden-state MSE weight (0 = off)")
+    distill.add_argument("--attention-weight", type=float, default=1.0, help="attention KL weight (0 = off)")
+    distill.add_argument("--embedding-weight", type=float, default=0.0, help="embedding-output MSE weight")
+    distill.add_argument("--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
+    distill.add_argument("--cache-dir", type=Path, help="teacher cache folder (default OUT/training/teacher_cache)")
+    _add_training_args(distill, epochs=10, lr=3e-4)
+    distill.set_defaults(run=_cmd_distill)
     return parser
 
 

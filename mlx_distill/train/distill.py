@@ -1,0 +1,173 @@
+"""Stage: distil a teacher classifier into a MobileBERT student, in MLX.
+
+Objective = kd_weight * KD(T) + ce_weight * CE(labels) + hidden_weight * MSE(mapped hidden states,
+through learned projections when widths differ) + attention_weight * KL(mapped attention maps,
+head-averaged when head counts differ) [+ embedding_weight * MSE(embedding outputs)].
+The teacher runs once into the cache and is released before the student trains.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from mlx_distill.data import Example
+from mlx_distill.fileio import atomic_write_json
+from mlx_distill.models import load_classifier, save_pretrained
+from mlx_distill.runtime import runtime_info
+from mlx_distill.tokenizer import TextTokenizer
+from mlx_distill.train import losses
+from mlx_distill.train.batching import EncodedDataset
+from mlx_distill.train.evaluation import evaluate_classifier, predict_logits
+from mlx_distill.train.student_init import StudentSpec, init_student
+from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
+from mlx_distill.train.trainer import TrainConfig, Trainer
+
+
+@dataclass
+class DistillConfig:
+    max_length: int = 128
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    ce_weight: float = 0.5
+    hidden_weight: float = 1.0
+    attention_weight: float = 1.0
+    embedding_weight: float = 0.0
+    layer_map: dict[int, int] | None = None  # student layer -> teacher layer (1-based); None = uniform
+    cache_dir: str | None = None  # default: <out>/training/teacher_cache
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=10, learning_rate=3e-4, batch_size=16, warmup_ratio=0.06,
+                                            best_metric="accuracy")
+    )
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if min(self.kd_weight, self.ce_weight, self.hidden_weight, self.attention_weight, self.embedding_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if self.kd_weight + self.ce_weight == 0:
+            raise ValueError("at least one of kd_weight / ce_weight must be > 0 (the student needs an output target)")
+
+
+class DistillModule(nn.Module):
+    """What the trainer optimises: the student plus the learned width projections."""
+
+    def __init__(self, student: nn.Module, projected_layers: list[int], student_width: int, teacher_width: int):
+        super().__init__()
+        self.student = student
+        self.projected_layers = projected_layers
+        if student_width != teacher_width:
+            self.projections = [nn.Linear(student_width, teacher_width) for _ in projected_layers]
+
+    def project(self, position: int, hidden: mx.array) -> mx.array:
+        return self.projections[position](hidden) if "projections" in self else hidden
+
+
+def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_heads: int, student_heads: int):
+    hidden_pairs = [(s, t) for s, t in sorted(layer_map.items())] if config.hidden_weight > 0 else []
+    if config.embedding_weight > 0:
+        hidden_pairs = [(0, 0), *hidden_pairs]
+    attention_pairs = sorted(layer_map.items()) if config.attention_weight > 0 else []
+    mean_heads = teacher_heads != student_heads
+
+    def objective(module: DistillModule, batch: dict[str, mx.array]):
+        out = module.student(
+            batch["input_ids"], batch["attention_mask"],
+            output_hidden_states=bool(hidden_pairs), output_attentions=bool(attention_pairs),
+        )
+        mask = batch["attention_mask"]
+        parts: dict[str, mx.array] = {}
+        if config.kd_weight > 0:
+            parts["kd"] = losses.kd_loss(out.logits, batch["teacher_logits"], config.temperature)
+        if config.ce_weight > 0:
+            parts["ce"] = losses.cross_entropy(out.logits, batch["labels"])
+        if hidden_pairs:
+            terms = [
+                losses.hidden_mse(module.project(i, out.hidden_states[s]), batch[f"teacher_hidden.{t}"], mask)
+                for i, (s, t) in enumerate(hidden_pairs)
+            ]
+            parts["hidden"] = sum(terms) / len(terms)
+        if attention_pairs:
+            terms = []
+            for s, t in attention_pairs:
+                student_maps = out.attentions[s - 1]
+                student_maps = losses.head_average(student_maps) if mean_heads else student_maps
+                terms.append(losses.attention_kl(student_maps, batch[f"teacher_attention.{t}"], mask))
+            parts["attention"] = sum(terms) / len(terms)
+        weights = {"kd": config.kd_weight, "ce": config.ce_weight, "hidden": config.hidden_weight,
+                   "attention": config.attention_weight}
+        loss = sum(weights[name] * value for name, value in parts.items())
+        return loss, parts
+
+    return objective, hidden_pairs, attention_pairs
+
+
+def distill(
+    teacher_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path,
+    student: StudentSpec, config: DistillConfig, resume: bool = True,
+) -> dict[str, object]:
+    out_dir = Path(out_dir)
+    work = out_dir / "training"
+    teacher = load_classifier(teacher_dir)
+    labels = teacher.config.labels
+    tokenizer = TextTokenizer.from_dir(teacher.path, config.max_length)
+    train_set = EncodedDataset.build(train, tokenizer, labels)
+    eval_set = EncodedDataset.build(evaluation, tokenizer, labels)
+
+    model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size)
+    s_layers = model.config.num_hidden_layers
+    t_layers = teacher.config.num_hidden_layers
+    layer_map = {int(k): int(v) for k, v in (config.layer_map or losses.uniform_layer_map(s_layers, t_layers)).items()}
+    bad = {s: t for s, t in layer_map.items() if not (1 <= s <= s_layers and 1 <= t <= t_layers)}
+    if bad:
+        raise ValueError(f"layer_map entries out of range (student 1..{s_layers}, teacher 1..{t_layers}): {bad}")
+    objective, hidden_pairs, attention_pairs = make_objective(
+        config, layer_map, teacher.config.num_attention_heads, model.config.num_attention_heads
+    )
+    spec = CacheSpec(
+        hidden_layers=tuple(sorted({t for _, t in hidden_pairs})),
+        attention_layers=tuple(sorted({t for _, t in attention_pairs})),
+        mean_heads=teacher.config.num_attention_heads != model.config.num_attention_heads,
+    )
+    cache = TeacherCache.build(teacher, train_set, spec, Path(config.cache_dir) if config.cache_dir else work / "teacher_cache")
+    teacher_eval_logits = predict_logits(teacher.model, eval_set)
+    teacher_eval = evaluate_classifier(teacher.model, eval_set, labels)
+    teacher_path = teacher.path
+    del teacher
+    gc.collect()
+    mx.clear_cache()
+
+    module = DistillModule(model, [s for s, _ in hidden_pairs], model.config.hidden_size, _teacher_width(cache))
+
+    def make_batch(rows):
+        return {"input_ids": mx.array(train_set.input_ids[rows]), "attention_mask": mx.array(train_set.attention_mask[rows]),
+                "labels": mx.array(train_set.labels[rows]), **cache.batch(rows)}
+
+    trainer = Trainer(
+        module, objective, make_batch, len(train_set), config.train, work,
+        evaluate=lambda: evaluate_classifier(model, eval_set, labels, teacher_eval_logits), label="distill",
+    )
+    result = trainer.fit(resume=resume)
+    trainer.restore_best()
+    model.eval()
+    final = evaluate_classifier(model, eval_set, labels, teacher_eval_logits)
+    save_pretrained(model, out_dir, tokenizer_dir=teacher_path)
+    report = {
+        "stage": "distill", "teacher": str(teacher_path), "labels": labels, "student": init_report,
+        "student_parameters": sum(v.size for _, v in tree_flatten(model.parameters())),
+        "layer_map": layer_map, "cache": {"key": cache.key, "reused": cache.reused, "spec": asdict(spec)},
+        "train_examples": len(train_set), "eval_examples": len(eval_set), "config": asdict(config),
+        "training": asdict(result), "teacher_eval": teacher_eval, "eval": final, "runtime": runtime_info(),
+    }
+    atomic_write_json(work / "report.json", report)
+    return report
+
+
+def _teacher_width(cache: TeacherCache) -> int:
+    return next(iter(cache.hidden.values())).shape[-1] if cache.hidden else 0
+

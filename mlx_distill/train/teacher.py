@@ -1,0 +1,75 @@
+"""Stage: make the teacher a classifier for the user's labels (fine-tune when it is not one yet)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+
+from mlx_distill.data import Example, label_set
+from mlx_distill.fileio import atomic_write_json
+from mlx_distill.models import LoadedModel, load_classifier, save_pretrained
+from mlx_distill.runtime import runtime_info
+from mlx_distill.tokenizer import TextTokenizer
+from mlx_distill.train.batching import EncodedDataset
+from mlx_distill.train.evaluation import evaluate_classifier
+from mlx_distill.train.losses import cross_entropy
+from mlx_distill.train.trainer import TrainConfig, Trainer
+
+
+@dataclass
+class TeacherConfig:
+    max_length: int = 128
+    freeze_encoder: bool = False  # train only the head (fast; for big teachers on small machines)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, learning_rate=5e-5, batch_size=16))
+
+
+def classifier_objective(model, batch):
+    loss = cross_entropy(model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
+    return loss, {"ce": loss}
+
+
+def fine_tune_teacher(
+    model_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path, config: TeacherConfig,
+    resume: bool = True,
+) -> dict[str, object]:
+    """Fine-tune (or pass through) ``model_dir`` into a classifier for the labels of ``train``.
+
+    Writes a Hugging Face folder to ``out_dir`` (+ ``out_dir/training/`` with checkpoints, metrics
+    and ``report.json``). Returns the report.
+    """
+    out_dir = Path(out_dir)
+    labels = label_set(train)
+    loaded: LoadedModel = load_classifier(model_dir, labels=labels)
+    tokenizer = TextTokenizer.from_dir(loaded.path, config.max_length)
+    train_set = EncodedDataset.build(train, tokenizer, labels)
+    eval_set = EncodedDataset.build(evaluation, tokenizer, labels)
+    model = loaded.model
+    report: dict[str, object] = {
+        "stage": "teacher", "source": str(loaded.path), "labels": labels, "train_examples": len(train_set),
+        "eval_examples": len(eval_set), "config": asdict(config), "runtime": runtime_info(),
+    }
+    if not loaded.weights.initialised:
+        report["fine_tuned"] = False
+        report["reason"] = "already a classifier for exactly these labels"
+    else:
+        if config.freeze_encoder:
+            model.encoder_model.freeze()
+        trainer = Trainer(
+            model, classifier_objective,
+            lambda rows: {"input_ids": mx.array(train_set.input_ids[rows]),
+                          "attention_mask": mx.array(train_set.attention_mask[rows]),
+                          "labels": mx.array(train_set.labels[rows])},
+            len(train_set), config.train, out_dir / "training",
+            evaluate=lambda: evaluate_classifier(model, eval_set, labels), label="teacher",
+        )
+        result = trainer.fit(resume=resume)
+        trainer.restore_best()
+        model.unfreeze()
+        report.update(fine_tuned=True, training=asdict(result))
+    model.eval()
+    report["eval"] = evaluate_classifier(model, eval_set, labels)
+    save_pretrained(model, out_dir, tokenizer_dir=loaded.path)
+    atomic_write_json(out_dir / "training" / "report.json", report)
+    return report

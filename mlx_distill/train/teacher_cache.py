@@ -1,0 +1,127 @@
+"""Run the teacher once over the training texts and keep what distillation needs on disk.
+
+Why: the teacher (BERT-Large is ~1.3 GB) is the expensive half of every distillation step. Its
+outputs for a fixed set of texts never change, so we compute them once, store them in safetensors
+shards (logits in fp32; mapped hidden states / attention maps in fp16) keyed by a hash of
+(teacher weights, texts, max length, what is stored), and reuse them on the next run. While the
+student trains, the teacher need not be in memory at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_distill.models import LoadedModel
+from mlx_distill.models.checkpoint import INDEX_FILE, SINGLE_FILE
+from mlx_distill.train.batching import EncodedDataset, sequential_batches
+
+SHARD_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """What to store. Layer indices address ``hidden_states`` (0 = embeddings) and, for attention,
+    1-based transformer layers. ``mean_heads`` stores head-averaged attention maps (used when the
+    student has a different head count — it also cuts the cache size by the head count)."""
+
+    hidden_layers: tuple[int, ...] = ()
+    attention_layers: tuple[int, ...] = ()
+    mean_heads: bool = True
+    batch_size: int = 32
+
+
+def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+
+
+def cache_key(teacher_dir: Path, dataset: EncodedDataset, spec: CacheSpec) -> str:
+    """sha256 of (teacher config + weights, token ids + masks, spec) — ids already encode the texts
+    *and* the max length and tokenizer, so any change there gives a new key."""
+    digest = hashlib.sha256()
+    _hash_file(digest, teacher_dir / "config.json")
+    weights = [teacher_dir / SINGLE_FILE] if (teacher_dir / SINGLE_FILE).exists() else sorted(
+        {teacher_dir / f for f in json.loads((teacher_dir / INDEX_FILE).read_text())["weight_map"].values()}
+    )
+    for path in weights:
+        _hash_file(digest, path)
+    digest.update(np.ascontiguousarray(dataset.input_ids).tobytes())
+    digest.update(np.ascontiguousarray(dataset.attention_mask).tobytes())
+    spec_fields = {k: v for k, v in asdict(spec).items() if k != "batch_size"}
+    digest.update(json.dumps(spec_fields, sort_keys=True).encode())
+    return digest.hexdigest()[:24]
+
+
+@dataclass
+class TeacherCache:
+    key: str
+    logits: np.ndarray  # (N, C) float32
+    hidden: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (N, L, H) float16
+    attention: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (N, heads|1, L, L) float16
+    reused: bool = False
+
+    def batch(self, rows: np.ndarray) -> dict[str, mx.array]:
+        out = {"teacher_logits": mx.array(self.logits[rows])}
+        for layer, values in self.hidden.items():
+            out[f"teacher_hidden.{layer}"] = mx.array(values[rows])
+        for layer, values in self.attention.items():
+            out[f"teacher_attention.{layer}"] = mx.array(values[rows])
+        return out
+
+    @classmethod
+    def build(cls, teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, root: Path) -> "TeacherCache":
+        """Reuse ``root/<key>`` when it exists; otherwise run the teacher and write it atomically."""
+        key = cache_key(teacher.path, dataset, spec)
+        folder = root / key
+        if (folder / "manifest.json").exists():
+            return cls._read(folder, key)
+        tmp = root / f".{key}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        need_hidden, need_attention = bool(spec.hidden_layers), bool(spec.attention_layers)
+        shards = []
+        for shard_no, start in enumerate(range(0, len(dataset), SHARD_ROWS)):
+            rows = np.arange(start, min(start + SHARD_ROWS, len(dataset)))
+            tensors: dict[str, list[mx.array]] = {}
+            for batch_rows in sequential_batches(len(rows), spec.batch_size):
+                index = rows[batch_rows]
+                out = teacher.model(
+                    mx.array(dataset.input_ids[index]), mx.array(dataset.attention_mask[index]),
+                    output_hidden_states=need_hidden, output_attentions=need_attention,
+                )
+                tensors.setdefault("logits", []).append(out.logits.astype(mx.float32))
+                for layer in spec.hidden_layers:
+                    tensors.setdefault(f"hidden.{layer}", []).append(out.hidden_states[layer].astype(mx.float16))
+                for layer in spec.attention_layers:
+                    maps = out.attentions[layer - 1]
+                    maps = maps.mean(axis=1, keepdims=True) if spec.mean_heads else maps
+                    tensors.setdefault(f"attention.{layer}", []).append(maps.astype(mx.float16))
+                mx.eval(tensors)
+            name = f"shard-{shard_no:05d}.safetensors"
+            mx.save_safetensors(str(tmp / name), {k: mx.concatenate(v) for k, v in tensors.items()})
+            shards.append(name)
+        manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec), "shards": shards}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return cls._read(folder, key, reused=False)
+
+    @classmethod
+    def _read(cls, folder: Path, key: str, reused: bool = True) -> "TeacherCache":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        parts: dict[str, list[np.ndarray]] = {}
+        for name in manifest["shards"]:
+            for tensor_name, value in mx.load(str(folder / name)).items():
+                parts.setdefault(tensor_name, []).append(np.array(value))
+        joined = {k: np.concatenate(v) for k, v in parts.items()}
+        hidden = {int(k.split(".")[1]): v for k, v in joined.items() if k.startswith("hidden.")}
+        attention = {int(k.split(".")[1]): v for k, v in joined.items() if k.startswith("attention.")}
+        return cls(key, joined["logits"], hidden, attention, reused=reused)

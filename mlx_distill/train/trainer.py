@@ -1,0 +1,331 @@
+"""The trainer shared by teacher fine-tuning and student distillation.
+
+One compiled step (``mx.compile`` over module + optimizer + RNG state, ``nn.value_and_grad``),
+AdamW with warm-up then linear/cosine decay, gradient clipping and accumulation, evaluation every
+N steps with best-checkpoint keeping and early stopping, and atomic checkpoints holding everything
+needed to resume bit-for-bit: weights, optimizer state, step, RNG key and the data-order cursor.
+
+What is being trained is just an ``nn.Module`` and an *objective* ``(module, batch) -> (loss,
+parts)``; the stages (teacher, distill) supply those, so the loop exists once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
+
+from mlx_distill.fileio import atomic_write, atomic_write_json
+from mlx_distill.train.batching import BatchOrder
+
+Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
+MakeBatch = Callable[[np.ndarray], dict[str, mx.array]]
+Evaluate = Callable[[], dict[str, object]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    decay: str = "linear"  # "linear" | "cosine" | "constant"
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    grad_accum_steps: int = 1
+    eval_every: int = 0  # optimizer steps between evaluations; 0 = once per epoch
+    early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
+    checkpoint_every: int = 50  # optimizer steps; 0 = only at the end
+    best_metric: str = "accuracy"  # higher is better
+    seed: int = 0
+    compile: bool = True
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.decay not in ("linear", "cosine", "constant"):
+            raise ValueError(f"decay must be linear, cosine or constant, not {self.decay!r}")
+        if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs <= 0:
+            raise ValueError("batch_size, grad_accum_steps and epochs must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    stopped_early: bool
+    best_step: int | None
+    best_metrics: dict[str, object] | None
+    seconds: float
+    tokens_per_s: float
+    peak_memory_gb: float
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int) -> Callable[[mx.array], mx.array]:
+    warmup = int(round(config.warmup_ratio * total_steps))
+    lr = config.learning_rate
+    decay_steps = max(total_steps - warmup, 1)
+    if config.decay == "linear":
+        decay = optim.linear_schedule(lr, 0.0, decay_steps)
+    elif config.decay == "cosine":
+        decay = optim.cosine_decay(lr, decay_steps)
+    else:
+        decay = lambda step: mx.array(lr, mx.float32)  # noqa: E731
+    if warmup == 0:
+        return decay
+    return optim.join_schedules([optim.linear_schedule(0.0, lr, warmup), decay], [warmup])
+
+
+class _Progress:
+    """One status line on stderr: step, loss, tokens/s and peak memory."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label = total, label
+        self.tty = sys.stderr.isatty()
+
+    def show(self, step: int, loss: float, tokens_per_s: float) -> None:
+        peak = mx.get_peak_memory() / 2**30
+        line = f"{self.label} step {step}/{self.total}  loss {loss:.4f}  {tokens_per_s:,.0f} tok/s  peak {peak:.2f} GB"
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+class Trainer:
+    """Train ``module`` on ``objective`` over batches from ``make_batch``; checkpoints go to ``run_dir``."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        objective: Objective,
+        make_batch: MakeBatch,
+        dataset_size: int,
+        config: TrainConfig,
+        run_dir: str | Path,
+        evaluate: Evaluate | None = None,
+        label: str = "train",
+    ):
+        self.module, self.objective, self.make_batch = module, objective, make_batch
+        self.config, self.evaluate, self.label = config, evaluate, label
+        self.run_dir = Path(run_dir)
+        self.order = BatchOrder(dataset_size, config.batch_size, config.seed)
+        micro_batches = math.ceil(config.epochs * self.order.batches_per_epoch)
+        self.total_steps = max(1, micro_batches // config.grad_accum_steps)
+        self.optimizer = optim.AdamW(learning_rate_schedule(config, self.total_steps), weight_decay=config.weight_decay)
+        self.optimizer.init(module.trainable_parameters())
+        self.step = 0
+        self.best_step: int | None = None
+        self.best_metrics: dict[str, object] | None = None
+        self.evals_since_best = 0
+        self.eval_every = config.eval_every or max(1, self.order.batches_per_epoch // config.grad_accum_steps)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoint"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.safetensors"
+
+    def save_checkpoint(self) -> None:
+        """Write the full training state into a fresh folder, then swap it in with renames."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / f".checkpoint-{self.step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        mx.save_safetensors(str(tmp / "model.safetensors"), dict(tree_flatten(self.module.parameters())))
+        mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(self.optimizer.state)))
+        mx.save_safetensors(str(tmp / "rng.safetensors"), {"key": mx.random.state[0]})
+        state = {
+            "step": self.step,
+            "order": self.order.state(),
+            "best_step": self.best_step,
+            "best_metrics": self.best_metrics,
+            "evals_since_best": self.evals_since_best,
+            "config": asdict(self.config),
+        }
+        (tmp / "trainer.json").write_text(json.dumps(state, indent=2))
+        old = self.run_dir / ".checkpoint-old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.checkpoint_dir.exists():
+            self.checkpoint_dir.rename(old)
+        tmp.rename(self.checkpoint_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint if there is one. Returns whether training resumed."""
+        folder = self.checkpoint_dir
+        if not (folder / "trainer.json").exists():
+            old = self.run_dir / ".checkpoint-old"  # crash between the two renames
+            if (old / "trainer.json").exists():
+                old.rename(folder)
+            else:
+                return False
+        state = json.loads((folder / "trainer.json").read_text())
+        saved_config = {k: v for k, v in state["config"].items() if k not in ("log_every", "compile")}
+        current = {k: v for k, v in asdict(self.config).items() if k not in ("log_every", "compile")}
+        if saved_config != current:
+            changed = sorted(k for k in current if saved_config.get(k) != current[k])
+            raise ValueError(
+                f"{folder}: checkpoint was made with different training settings ({', '.join(changed)}); "
+                "use the same settings to resume, or a new output folder to start over"
+            )
+        self.module.update(tree_unflatten(list(mx.load(str(folder / "model.safetensors")).items())))
+        self.optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
+        mx.random.state[0] = mx.load(str(folder / "rng.safetensors"))["key"]
+        self.step = state["step"]
+        self.order.restore(state["order"])
+        self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
+        self.evals_since_best = state["evals_since_best"]
+        self._truncate_log(self.step)
+        return True
+
+    def restore_best(self) -> None:
+        if self.best_path.exists():
+            self.module.update(tree_unflatten(list(mx.load(str(self.best_path)).items())))
+
+    # ---- logging -------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def _log(self, record: dict[str, object]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop records a crashed run wrote after its last checkpoint, so the log reads as one run."""
+        if self.log_path.exists():
+            kept = [l for l in self.log_path.read_text().splitlines() if json.loads(l).get("step", 0) <= step]
+            atomic_write(self.log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+
+    # ---- the step ------------------------------------------------------------------------------
+    def _build_steps(self):
+        grad_fn = nn.value_and_grad(self.module, self.objective)
+        clip = self.config.max_grad_norm
+
+        def compute(batch):
+            (loss, parts), grads = grad_fn(self.module, batch)
+            return loss, parts, grads
+
+        def apply(grads):
+            norm = mx.array(0.0)
+            if clip > 0:
+                grads, norm = optim.clip_grad_norm(grads, clip)
+            self.optimizer.update(self.module, grads)
+            return norm
+
+        def fused(batch):
+            loss, parts, grads = compute(batch)
+            return loss, parts, apply(grads)
+
+        if not self.config.compile:
+            return compute, apply, fused
+        model_rng = [self.module.state, mx.random.state]
+        everything = [self.module.state, self.optimizer.state, mx.random.state]
+        return (
+            partial(mx.compile, inputs=model_rng, outputs=[mx.random.state])(compute),
+            partial(mx.compile, inputs=everything, outputs=everything)(apply),
+            partial(mx.compile, inputs=everything, outputs=everything)(fused),
+        )
+
+    def _evaluate(self) -> bool:
+        """Run the evaluation; keep the best weights; return whether to stop early."""
+        if self.evaluate is None:
+            return False
+        self.module.eval()
+        metrics = self.evaluate()
+        self.module.train()
+        score = metrics.get(self.config.best_metric)
+        if score is None:
+            raise ValueError(f"evaluation returned no {self.config.best_metric!r} (got {sorted(metrics)})")
+        best = None if self.best_metrics is None else self.best_metrics[self.config.best_metric]
+        if best is None or score > best:
+            self.best_step, self.best_metrics, self.evals_since_best = self.step, metrics, 0
+            params = dict(tree_flatten(self.module.parameters()))
+            atomic_write(self.best_path, lambda tmp: mx.save_safetensors(tmp, params))
+        else:
+            self.evals_since_best += 1
+        self._log({"step": self.step, "eval": metrics})
+        patience = self.config.early_stopping_patience
+        return patience > 0 and self.evals_since_best >= patience
+
+    def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
+        """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
+        final checkpoint — it exists so tests can reproduce a crash at a known point."""
+        if resume:
+            self.resume()
+        else:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            self.log_path.unlink(missing_ok=True)
+        if self.step == 0:
+            mx.random.seed(self.config.seed)
+        compute, apply, fused = self._build_steps()
+        accum = self.config.grad_accum_steps
+        progress = _Progress(self.total_steps, self.label)
+        self.module.train()
+        mx.reset_peak_memory()
+        tokens, start, window_tokens, window_start = 0, time.perf_counter(), 0, time.perf_counter()
+        stopped_early = False
+        while self.step < self.total_steps:
+            if accum == 1:
+                batch = self.make_batch(self.order.next_rows())
+                loss, parts, norm = fused(batch)
+                n_tokens = int(batch["input_ids"].size)
+            else:
+                total = None
+                loss_sum, parts_sum, n_tokens = mx.array(0.0), {}, 0
+                for _ in range(accum):
+                    batch = self.make_batch(self.order.next_rows())
+                    micro_loss, micro_parts, grads = compute(batch)
+                    total = grads if total is None else tree_map(mx.add, total, grads)
+                    loss_sum = loss_sum + micro_loss
+                    parts_sum = {k: parts_sum.get(k, 0.0) + v for k, v in micro_parts.items()}
+                    n_tokens += int(batch["input_ids"].size)
+                norm = apply(tree_map(lambda g: g / accum, total))
+                loss, parts = loss_sum / accum, {k: v / accum for k, v in parts_sum.items()}
+            mx.eval(loss, parts, norm, self.module.parameters(), self.optimizer.state)
+            self.step += 1
+            tokens += n_tokens
+            window_tokens += n_tokens
+            if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                now = time.perf_counter()
+                rate = window_tokens / max(now - window_start, 1e-9)
+                window_tokens, window_start = 0, now
+                record = {"step": self.step, "loss": loss.item(), "grad_norm": norm.item(),
+                          "lr": self.optimizer.learning_rate.item(), "tokens_per_s": rate,
+                          "epoch": self.order.epoch, **{k: v.item() for k, v in parts.items()}}
+                self._log(record)
+                progress.show(self.step, record["loss"], rate)
+            if self.step % self.eval_every == 0 or self.step == self.total_steps:
+                stopped_early = self._evaluate()
+            if interrupt_at is not None and self.step >= interrupt_at:
+                progress.done()
+                raise KeyboardInterrupt(f"interrupted at step {self.step} (test hook)")
+            if stopped_early:
+                break
+            if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                self.save_checkpoint()
+        progress.done()
+        self.save_checkpoint()
+        seconds = time.perf_counter() - start
+        return TrainResult(
+            steps=self.step, stopped_early=stopped_early, best_step=self.best_step, best_metrics=self.best_metrics,
+            seconds=seconds, tokens_per_s=tokens / max(seconds, 1e-9), peak_memory_gb=mx.get_peak_memory() / 2**30,
+        )
