@@ -51,6 +51,12 @@ class ParamStore:
     def overrides(self) -> dict:
         return dict(self._overrides)
 
+    def decoded(self) -> dict:
+        """Every weight decoded so far (after fp16 rounding when emulating), overrides applied."""
+        merged = dict(self._cache)
+        merged.update(self._overrides)
+        return merged
+
 
 @dataclass(frozen=True)
 class LayerCall:
