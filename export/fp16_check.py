@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from torch import nn
@@ -57,17 +57,22 @@ class Fp16Check:
 
 
 def sample_inputs(vocab_size: int, max_length: int, cls_id: int, sep_id: int, pad_id: int,
-                  count: int = 8, seed: int = 0, first_regular_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic tokenizer-shaped batches: [CLS] random tokens [SEP] padding, lengths from 2 to L."""
+                  count: int = 8, seed: int = 0, exclude_ids: Iterable[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic tokenizer-shaped batches: [CLS] random tokens [SEP] padding, lengths from 2 to L.
+
+    Body tokens are drawn uniformly from the vocabulary minus ``exclude_ids`` (the special tokens),
+    wherever in the vocabulary those sit.
+    """
     generator = torch.Generator().manual_seed(seed)
-    low = min(max(first_regular_id, 0), vocab_size - 1)
+    excluded = set(exclude_ids)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in excluded] or list(range(vocab_size)))
     ids = torch.full((count, max_length), pad_id, dtype=torch.long)
     mask = torch.zeros((count, max_length), dtype=torch.long)
     for row in range(count):
         length = max(2, round(2 + (max_length - 2) * row / max(count - 1, 1)))
-        body = torch.randint(low, vocab_size, (max(length - 2, 0),), generator=generator)
+        picks = torch.randint(0, len(allowed), (max(length - 2, 0),), generator=generator)
         ids[row, 0] = cls_id
-        ids[row, 1:length - 1] = body
+        ids[row, 1:length - 1] = allowed[picks]
         ids[row, length - 1] = sep_id
         mask[row, :length] = 1
     return ids, mask

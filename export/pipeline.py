@@ -278,7 +278,7 @@ def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig) -> Fp16Che
         sep_id=specials["sep"].id,
         pad_id=specials["pad"].id,
         count=config.fp16_check_samples,
-        first_regular_id=max(tok.id for tok in specials.values()) + 1,
+        exclude_ids=[tok.id for tok in specials.values()],
     )
     return check_fp16(shell, ids, mask, prob_tolerance=config.fp16_prob_tolerance)
 

@@ -1,0 +1,344 @@
+"""End-to-end ``export_folder`` on tiny BERT / MobileBERT folders; files checked via their specs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import coremltools as ct
+from coremltools.proto import MIL_pb2, Model_pb2
+
+from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from export.atomic import staged_directory
+from export.model_folder import ExportInputError
+from export.nn_numpy import predict_classifier
+from export.pipeline import ExportConfig, export_folder
+from export.shell import load_shell_from_folder
+from export.updatable_rules import lint_spec
+
+transformers = pytest.importorskip("transformers")
+
+
+def _spec(path: Path) -> Model_pb2.Model:
+    return ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+
+
+def _manifest(result) -> dict:
+    return json.loads(result.manifest_path.read_text())
+
+
+def _array(feature) -> tuple[list[int], int]:
+    return list(feature.type.multiArrayType.shape), feature.type.multiArrayType.dataType
+
+
+def _program_dtypes(spec: Model_pb2.Model) -> set[int]:
+    return {out.type.tensorType.dataType
+            for block in spec.mlProgram.functions["main"].block_specializations.values()
+            for op in block.operations for out in op.outputs if out.type.WhichOneof("type") == "tensorType"}
+
+
+def _fp16_constants(spec: Model_pb2.Model) -> list[float]:
+    """Every scalar fp16 constant of an ML Program (stored as 2 raw bytes)."""
+    out = []
+    for block in spec.mlProgram.functions["main"].block_specializations.values():
+        for op in block.operations:
+            if op.type != "const":
+                continue
+            value = op.attributes["val"]
+            raw = value.immediateValue.tensor.bytes.values
+            if value.type.tensorType.dataType == MIL_pb2.DataType.FLOAT16 and len(raw) == 2:
+                out.append(float(np.frombuffer(raw, dtype=np.float16)[0]))
+    return out
+
+
+def _classify_labels(spec: Model_pb2.Model) -> list[str]:
+    for block in spec.mlProgram.functions["main"].block_specializations.values():
+        for op in block.operations:
+            if op.type == "classify":
+                values = op.inputs["classes"].arguments[0].value.immediateValue.list.values
+                return [v.immediateValue.tensor.strings.values[0] for v in values]
+    raise AssertionError("no classify op")
+
+
+# --- files and specs -----------------------------------------------------------------------------
+
+
+def test_all_files_written_and_nothing_else(bert_export):
+    names = sorted(p.name for p in bert_export.out_dir.iterdir())
+    assert names == ["Classifier.mlpackage", "Encoder.mlpackage", "UpdatableHead.mlmodel", "UpdatablePipeline.mlmodel",
+                     "manifest.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+    assert not [p for p in bert_export.out_dir.parent.iterdir() if p.name.startswith(".")], "staging left behind"
+    assert bert_export.skipped == {}
+
+
+def test_classifier_program_interface(bert_export):
+    spec = _spec(bert_export.classifier_path)
+    assert spec.WhichOneof("Type") == "mlProgram" and not spec.isUpdatable
+    inputs = {f.name: _array(f) for f in spec.description.input}
+    assert inputs == {"input_ids": ([1, MAX_LENGTH], Model_pb2.ArrayFeatureType.INT32),
+                      "attention_mask": ([1, MAX_LENGTH], Model_pb2.ArrayFeatureType.INT32)}
+    outputs = {f.name: f.type.WhichOneof("Type") for f in spec.description.output}
+    assert outputs == {"label": "stringType", "label_probs": "dictionaryType"}
+    assert spec.description.predictedFeatureName == "label"
+    assert _classify_labels(spec) == LABELS
+    meta = spec.description.metadata
+    assert json.loads(meta.userDefined["labels"]) == LABELS
+    assert meta.userDefined["max_length"] == str(MAX_LENGTH)
+    assert json.loads(meta.userDefined["tokenizer"])["special_token_ids"]["cls"] == WORDS.index("[CLS]")
+    assert "BERT" in meta.shortDescription and meta.versionString == "1.0"
+    assert MIL_pb2.DataType.FLOAT16 not in _program_dtypes(spec), "fp32 requested: no fp16 tensors"
+
+
+def test_encoder_program_interface(bert_export):
+    spec = _spec(bert_export.encoder_path)
+    (output,) = spec.description.output
+    assert output.name == "pooled_embedding"
+    assert _array(output) == ([32], Model_pb2.ArrayFeatureType.FLOAT32)
+
+
+def test_updatable_head_spec(bert_export, bert_dir):
+    from safetensors.torch import load_file
+
+    spec = _spec(bert_export.updatable_head_path)
+    assert spec.isUpdatable and spec.specificationVersion >= 4
+    assert spec.WhichOneof("Type") == "neuralNetworkClassifier"
+    nn = spec.neuralNetworkClassifier
+    assert list(nn.stringClassLabels.vector) == LABELS
+    (updatable,) = [layer for layer in nn.layers if layer.isUpdatable]
+    assert updatable.innerProduct.weights.isUpdatable and updatable.innerProduct.bias.isUpdatable
+    state = load_file(str(bert_dir / "model.safetensors"))
+    weight = np.asarray(updatable.innerProduct.weights.floatValue, np.float32).reshape(len(LABELS), 32)
+    assert np.array_equal(weight, state["classifier.weight"].numpy())
+    assert np.array_equal(np.asarray(updatable.innerProduct.bias.floatValue, np.float32), state["classifier.bias"].numpy())
+    (loss,) = nn.updateParams.lossLayers
+    softmax = next(layer for layer in nn.layers if layer.WhichOneof("layer") == "softmax")
+    assert loss.categoricalCrossEntropyLossLayer.input == softmax.output[0] == "label_probs"
+    training = {f.name: f.type.WhichOneof("Type") for f in spec.description.trainingInput}
+    assert training == {"pooled_embedding": "multiArrayType", "label": "stringType"}
+    sgd = nn.updateParams.optimizer.sgdOptimizer
+    assert sgd.learningRate.defaultValue == pytest.approx(0.005)
+    assert sgd.learningRate.range.minValue <= 0.005 <= sgd.learningRate.range.maxValue
+    assert sgd.miniBatchSize.defaultValue == 4 and 4 in sgd.miniBatchSize.set.values
+    assert nn.updateParams.epochs.defaultValue == 3 and 3 in nn.updateParams.epochs.set.values
+    assert lint_spec(spec) == []
+
+
+def test_encoder_output_feeds_head_input_unchanged(bert_export):
+    """The seed's "(1, 768) vs (768)" trap: encoder output and head input have the same shape/type."""
+    encoder_out = _spec(bert_export.encoder_path).description.output[0]
+    head_in = _spec(bert_export.updatable_head_path).description.input[0]
+    assert encoder_out.name == head_in.name
+    assert encoder_out.type.SerializeToString() == head_in.type.SerializeToString()
+
+
+def test_head_file_computes_the_shell_head(bert_export, bert_dir):
+    """Run the saved .mlmodel's layers (NumPy) on real pooled embeddings: same probabilities as torch."""
+    shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
+    ids, mask = padded_batch(len(WORDS), [MAX_LENGTH, 6, 3], seed=9)
+    with torch.no_grad():
+        pooled = shell.pooled(ids, mask)
+        expected = torch.softmax(shell.head(pooled), dim=-1)
+    spec = _spec(bert_export.updatable_head_path)
+    for row in range(3):
+        label, probs = predict_classifier(spec, {"pooled_embedding": pooled[row].numpy()})
+        got = np.array([probs[name] for name in LABELS])
+        assert np.abs(got - expected[row].numpy()).max() < 1e-5
+        assert label == LABELS[int(expected[row].argmax())]
+
+
+def test_updatable_pipeline_spec(bert_export):
+    spec = _spec(bert_export.updatable_pipeline_path)
+    assert spec.isUpdatable and spec.WhichOneof("Type") == "pipelineClassifier"
+    encoder, head = spec.pipelineClassifier.pipeline.models
+    assert not encoder.isUpdatable and head.isUpdatable
+    assert encoder.WhichOneof("Type") == "neuralNetwork"
+    assert {f.name: _array(f) for f in spec.description.input} == {
+        "input_ids": ([1, MAX_LENGTH], Model_pb2.ArrayFeatureType.FLOAT32),
+        "attention_mask": ([1, MAX_LENGTH], Model_pb2.ArrayFeatureType.FLOAT32)}
+    assert {f.name for f in spec.description.trainingInput} == {"input_ids", "attention_mask", "label"}
+    assert encoder.description.output[0].type.SerializeToString() == head.description.input[0].type.SerializeToString()
+    assert lint_spec(spec) == []
+
+
+# --- manifest ------------------------------------------------------------------------------------
+
+
+def test_manifest_matches_the_specs(bert_export):
+    manifest = _manifest(bert_export)
+    assert manifest["labels"] == LABELS and manifest["max_length"] == MAX_LENGTH
+    assert set(manifest["models"]) == {"classifier", "encoder", "updatable_head", "updatable_pipeline"}
+    for role, entry in manifest["models"].items():
+        spec = _spec(bert_export.out_dir / entry["file"])
+        for key, features in (("inputs", spec.description.input), ("outputs", spec.description.output),
+                              ("training_inputs", spec.description.trainingInput)):
+            listed = entry.get(key, [])
+            assert [f["name"] for f in listed] == [f.name for f in features], (role, key)
+            for item, feature in zip(listed, features):
+                if feature.type.WhichOneof("Type") == "multiArrayType":
+                    shape, dtype = _array(feature)
+                    assert item["shape"] == shape
+                    assert item["dtype"] == {Model_pb2.ArrayFeatureType.INT32: "int32",
+                                             Model_pb2.ArrayFeatureType.FLOAT32: "float32"}[dtype]
+        assert entry["is_updatable"] == spec.isUpdatable
+    head = manifest["models"]["updatable_head"]["update"]
+    assert head["optimizer"] == "sgd" and head["updatable_layers"] == ["classifier"]
+    assert head["learning_rate"] == {"default": 0.005, "min": 1e-6, "max": 1.0}
+    assert head["mini_batch_size"]["default"] == 4 and head["epochs"]["default"] == 3
+    assert head["loss"]["input"] == "label_probs"
+    assert manifest["models"]["updatable_head"]["class_labels"] == LABELS
+    assert manifest["models"]["classifier"]["class_labels"] == LABELS
+
+
+def test_manifest_tokenizer_and_vocab(bert_export):
+    tokenizer = _manifest(bert_export)["tokenizer"]
+    vocab = (bert_export.out_dir / tokenizer["vocab_file"]).read_text(encoding="utf-8").split("\n")[:-1]
+    assert vocab == WORDS and tokenizer["vocab_size"] == len(WORDS)
+    assert tokenizer["lowercase"] is True
+    assert tokenizer["special_tokens"]["cls"] == {"token": "[CLS]", "id": WORDS.index("[CLS]")}
+    assert tokenizer["special_tokens"]["pad"]["id"] == 0
+    hf = transformers.AutoTokenizer.from_pretrained(str(bert_export.out_dir))  # copied files are usable as-is
+    assert hf("The cat")["input_ids"] == [WORDS.index(t) for t in ("[CLS]", "the", "cat", "[SEP]")]
+
+
+def test_manifest_records_precision_decision(bert_export):
+    precision = _manifest(bert_export)["precision"]
+    assert precision["requested"] == precision["used"] == "fp32"
+    assert precision["fp16_check"]["safe"] is True
+    assert 0 < precision["fp16_check"]["max_abs_activation"] < 65504
+
+
+# --- fp16 -----------------------------------------------------------------------------------------
+
+
+def test_mobilebert_fp16_when_proven_safe(mobilebert_fp16_export):
+    result = mobilebert_fp16_export
+    assert result.precision_used == "fp16" and result.fp16_check.safe
+    for path in (result.classifier_path, result.encoder_path):
+        spec = _spec(path)
+        assert MIL_pb2.DataType.FLOAT16 in _program_dtypes(spec)
+        assert spec.description.metadata.userDefined["compute_precision"] == "fp16"
+        constants = _fp16_constants(spec)
+        # the attention mask constant is the finite fp16 minimum, never -inf (0 * -inf = NaN on device)
+        assert -65504.0 in constants and all(np.isfinite(constants))
+    manifest = _manifest(result)
+    assert manifest["models"]["classifier"]["compute_precision"] == "fp16"
+    assert manifest["models"]["updatable_head"]["update"]["optimizer"] == "adam"
+    assert "updatable_pipeline" not in manifest["models"]
+
+
+def test_mobilebert_overflow_falls_back_to_fp32(overflow_export):
+    result = overflow_export
+    assert result.precision_requested == "fp16" and result.precision_used == "fp32"
+    assert not result.fp16_check.safe and result.fp16_check.max_abs_activation > 65504
+    assert any("unsafe" in w for w in result.warnings)
+    spec = _spec(result.classifier_path)
+    assert MIL_pb2.DataType.FLOAT16 not in _program_dtypes(spec)
+    manifest = _manifest(result)
+    assert manifest["precision"]["used"] == "fp32" and manifest["precision"]["fp16_check"]["safe"] is False
+    assert manifest["models"]["updatable_pipeline"]["recommended_compute_units"] == "cpuOnly"
+    assert "encoder" not in manifest["models"]
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_config_is_named(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path / "m")
+    (folder / "config.json").unlink()
+    with pytest.raises(ExportInputError, match="missing config.json"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_unsupported_model_type_is_named(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(ExportInputError, match="'model_type' = 'roberta'"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_missing_labels_are_named(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("id2label")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportInputError, match="id2label"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_base_model_without_classifier_weights_is_named(tmp_path, minilm_dir):
+    folder = tmp_path / "base"
+    folder.mkdir()
+    for name in ("model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(minilm_dir / name, folder / name)
+    config = json.loads((minilm_dir / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "id2label": {"0": "a", "1": "b"}}))
+    with pytest.raises(ExportInputError, match="classifier.weight"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_bin_only_folder_points_to_convert_bin(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path / "m")
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ExportInputError, match="python -m export.convert_bin"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_missing_tokenizer_is_named(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path / "m")
+    for name in ("vocab.txt", "tokenizer.json"):
+        (folder / name).unlink()
+    with pytest.raises(ExportInputError, match="tokenizer.json or vocab.txt"):
+        export_folder(folder, tmp_path / "out")
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_export(bert_dir, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportInputError, match="not a previous export"):
+        export_folder(bert_dir, out, ExportConfig(max_length=MAX_LENGTH))
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_failed_staging_leaves_previous_output_untouched(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "manifest.json").write_text("{}")
+    with pytest.raises(RuntimeError):
+        with staged_directory(target) as stage:
+            (stage / "half-written").write_text("x")
+            raise RuntimeError("conversion failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in target.iterdir()] == ["manifest.json"]
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="precision"):
+        ExportConfig(precision="int8")
+    with pytest.raises(ValueError, match="learning_rate"):
+        ExportConfig(learning_rate=5.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ExportConfig(batch_size=0)
+
+
+def test_export_package_never_imports_mlx():
+    """export/ must work where MLX is not installed (Intel Macs, CI Linux without mlx)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, export.pipeline, export.convert_bin, export.updatable_rules, export.nn_numpy; "
+            "print(sorted(m for m in sys.modules if m == 'mlx' or m.startswith(('mlx.', 'mlx_'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
