@@ -401,3 +401,50 @@ def _lint_training_inputs(description: Model_pb2.ModelDescription, loss, is_clas
         wanted = description.predictedFeatureName if is_classifier else target
         out.append(Violation("training-target", f"the training inputs do not include the target '{wanted}'"))
     return out
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def lint_path(path) -> dict[str, list[Violation]]:
+    """Lint one saved model file, or every ``.mlmodel`` in an export folder."""
+    from pathlib import Path
+
+    import coremltools as ct
+
+    path = Path(path)
+    files = sorted(path.glob("*.mlmodel")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no .mlmodel files to check")
+    return {str(f): lint_spec(ct.models.MLModel(str(f), skip_model_load=True).get_spec()) for f in files}
+
+
+def main(argv=None) -> int:
+    """``python -m export.updatable_rules PATH...``: exit 1 if any updatable model breaks a rule."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m export.updatable_rules",
+                                     description="Check saved Core ML models against the load-time updatable rules.")
+    parser.add_argument("paths", nargs="+", help=".mlmodel files or export folders")
+    args = parser.parse_args(argv)
+    failed = False
+    for path in args.paths:
+        try:
+            results = lint_path(path)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}")
+            failed = True
+            continue
+        for name, violations in results.items():
+            if violations:
+                failed = True
+                print(f"FAIL {name}")
+                for violation in violations:
+                    print(f"  - {violation}")
+            else:
+                print(f"ok   {name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

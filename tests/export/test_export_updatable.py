@@ -10,7 +10,7 @@ from coremltools.models import datatypes
 from coremltools.models.neural_network import NeuralNetworkBuilder, SgdParams
 from coremltools.proto import Model_pb2
 
-from export.nn_numpy import predict_classifier, run_network
+from export.nn_numpy import predict_classifier
 from export.update_params import UpdateParams, UpdateParamsError
 from export.updatable_head import HeadNames, build_updatable_head
 from export.updatable_rules import RULES, UpdatableRuleError, check_spec, lint_spec
@@ -241,3 +241,17 @@ def test_pipeline_with_updatable_first_model_is_rejected():
 def test_head_names_are_the_manifest_contract():
     names = HeadNames()
     assert (names.input, names.label, names.probabilities) == ("pooled_embedding", "label", "label_probs")
+
+
+def test_command_line_checks_saved_files(tmp_path, capsys):
+    from export.updatable_rules import main
+
+    good = tmp_path / "good.mlmodel"
+    ct.models.MLModel(_head()[0], skip_model_load=True).save(str(good))
+    bad_spec = _builder_head(with_reshape=True)
+    bad = tmp_path / "bad.mlmodel"
+    ct.models.MLModel(bad_spec, skip_model_load=True).save(str(bad))
+    assert main([str(good)]) == 0
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"ok   {good}" in out and f"FAIL {bad}" in out and "[backpropagation-path]" in out
