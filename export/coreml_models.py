@@ -116,14 +116,19 @@ def convert_encoder(shell: torch.nn.Module, max_length: int, precision: Precisio
     )
 
 
-def convert_encoder_neuralnetwork(shell: torch.nn.Module, max_length: int, embedding_size: int) -> Model_pb2.Model:
+def convert_encoder_neuralnetwork(shell: torch.nn.Module, max_length: int, embedding_size: int,
+                                  fp16_safe: bool) -> Model_pb2.Model:
     """The encoder as a NeuralNetwork spec (fp32 weights), for the updatable pipeline.
 
     NeuralNetwork models take Float32 multi-arrays: coremltools turns the int32 token inputs into
     Float32 (ids up to 2^24 are exact). The output's shape is left empty by the converter; it is set
     to (E,) so the pipeline's type check matches it with the head's input.
+
+    A NeuralNetwork has no compute-precision setting: on GPU/ANE it runs in fp16. If the fp16 check
+    passed (``fp16_safe``) the graph gets the fp16-safe mask value so it works on every compute unit;
+    otherwise it keeps float32's minimum (exact masking) and must run ``cpuOnly`` (the manifest says so).
     """
-    traced = trace(PooledEncoder(shell), max_length)
+    traced = trace(PooledEncoder(shell_for_precision(shell, "fp16" if fp16_safe else "fp32")), max_length)
     model = ct.convert(
         traced,
         inputs=token_inputs(max_length),

@@ -193,13 +193,14 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             files["updatable_head"] = _save(model, stage / HEAD_FILE)
         if config.build_updatable_pipeline:
             try:
-                encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size)
+                encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size,
+                                                           fp16_safe=nn_compute_units == "all")
                 pipeline_spec = build_updatable_pipeline(encoder_nn, head_spec, labels, config.max_length)
-            except (UpdatableRuleError, RuntimeError, ValueError, NotImplementedError) as exc:
-                reason = f"updatable pipeline not written: {exc}"
+            except Exception as exc:  # optional artefact: record why, keep the rest of the export
+                reason = f"updatable pipeline not written: {type(exc).__name__}: {exc}"
                 warnings.warn(reason, RuntimeWarning, stacklevel=2)
                 notes.append(reason)
-                skipped["updatable_pipeline"] = str(exc)
+                skipped["updatable_pipeline"] = f"{type(exc).__name__}: {exc}"
             else:
                 model = _spec_model(pipeline_spec)
                 apply_metadata(model, _metadata(folder, config, meta_common,

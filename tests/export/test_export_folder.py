@@ -164,6 +164,22 @@ def test_updatable_pipeline_spec(bert_export):
     assert lint_spec(spec) == []
 
 
+def _contains_float32(spec: Model_pb2.Model, value: float) -> bool:
+    import struct
+
+    return struct.pack("<f", value) in spec.SerializeToString()
+
+
+def test_pipeline_mask_value_depends_on_the_fp16_check(bert_export, overflow_export):
+    """NN encoders may run in fp16 on GPU/ANE: a passed check gets the fp16-safe mask (-65504); a
+    failed one keeps float32's minimum (exact) and the manifest says cpuOnly."""
+    safe = _spec(bert_export.updatable_pipeline_path)
+    assert _contains_float32(safe, -65504.0) and not _contains_float32(safe, float(np.finfo(np.float32).min))
+    assert _manifest(bert_export)["models"]["updatable_pipeline"]["recommended_compute_units"] == "all"
+    unsafe = _spec(overflow_export.updatable_pipeline_path)
+    assert _contains_float32(unsafe, float(np.finfo(np.float32).min))
+
+
 # --- manifest ------------------------------------------------------------------------------------
 
 
