@@ -3,7 +3,8 @@
 One compiled step (``mx.compile`` over module + optimizer + RNG state, ``nn.value_and_grad``),
 AdamW with warm-up then linear/cosine decay, gradient clipping and accumulation, evaluation every
 N steps with best-checkpoint keeping and early stopping, and atomic checkpoints holding everything
-needed to resume bit-for-bit: weights, optimizer state, step, RNG key and the data-order cursor.
+needed to resume bit-for-bit: weights, optimizer state, step and the data-order cursor (dropout
+randomness is derived from the step, see ``_seed_rng``).
 
 What is being trained is just an ``nn.Module`` and an *objective* ``(module, batch) -> (loss,
 parts)``; the stages (teacher, distill) supply those, so the loop exists once.
@@ -150,7 +151,6 @@ class Trainer:
         tmp.mkdir()
         mx.save_safetensors(str(tmp / "model.safetensors"), dict(tree_flatten(self.module.parameters())))
         mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(self.optimizer.state)))
-        mx.save_safetensors(str(tmp / "rng.safetensors"), {"key": mx.random.state[0]})
         state = {
             "step": self.step,
             "order": self.order.state(),
@@ -187,7 +187,6 @@ class Trainer:
             )
         self.module.update(tree_unflatten(list(mx.load(str(folder / "model.safetensors")).items())))
         self.optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
-        mx.random.state[0] = mx.load(str(folder / "rng.safetensors"))["key"]
         self.step = state["step"]
         self.order.restore(state["order"])
         self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
@@ -237,10 +236,12 @@ class Trainer:
 
         if not self.config.compile:
             return compute, apply, fused
+        # value_and_grad writes traced parameters into the module, so the module state is an
+        # output of the gradient step too, not only an input.
         model_rng = [self.module.state, mx.random.state]
         everything = [self.module.state, self.optimizer.state, mx.random.state]
         return (
-            partial(mx.compile, inputs=model_rng, outputs=[mx.random.state])(compute),
+            partial(mx.compile, inputs=model_rng, outputs=model_rng)(compute),
             partial(mx.compile, inputs=everything, outputs=everything)(apply),
             partial(mx.compile, inputs=everything, outputs=everything)(fused),
         )
@@ -266,6 +267,12 @@ class Trainer:
         patience = self.config.early_stopping_patience
         return patience > 0 and self.evals_since_best >= patience
 
+    def _seed_rng(self, micro: int) -> None:
+        """Dropout randomness is a pure function of (seed, step, micro-batch): MLX's global key
+        cannot be set to a saved value, so instead of checkpointing it we make it derivable, and a
+        resumed run draws exactly the masks an uninterrupted run would have drawn."""
+        mx.random.seed((self.config.seed * 1_000_003 + self.step * self.config.grad_accum_steps + micro) % 2**32)
+
     def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
         """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
         final checkpoint — it exists so tests can reproduce a crash at a known point."""
@@ -274,8 +281,6 @@ class Trainer:
         else:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
             self.log_path.unlink(missing_ok=True)
-        if self.step == 0:
-            mx.random.seed(self.config.seed)
         compute, apply, fused = self._build_steps()
         accum = self.config.grad_accum_steps
         progress = _Progress(self.total_steps, self.label)
@@ -285,13 +290,15 @@ class Trainer:
         stopped_early = False
         while self.step < self.total_steps:
             if accum == 1:
+                self._seed_rng(0)
                 batch = self.make_batch(self.order.next_rows())
                 loss, parts, norm = fused(batch)
                 n_tokens = int(batch["input_ids"].size)
             else:
                 total = None
                 loss_sum, parts_sum, n_tokens = mx.array(0.0), {}, 0
-                for _ in range(accum):
+                for micro in range(accum):
+                    self._seed_rng(micro)
                     batch = self.make_batch(self.order.next_rows())
                     micro_loss, micro_parts, grads = compute(batch)
                     total = grads if total is None else tree_map(mx.add, total, grads)

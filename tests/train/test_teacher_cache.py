@@ -1,0 +1,64 @@
+"""Teacher cache: stores what the teacher computes, is keyed by what it depends on, and is reused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlx.core as mx
+from conftest import LABELS
+from hf_models import save_hf_classifier
+from mlx_distill.data import Example
+from mlx_distill.models import load_classifier
+from mlx_distill.tokenizer import TextTokenizer
+from mlx_distill.train.batching import EncodedDataset
+from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
+
+TEXTS = ["Rain tonight in the hills.", "Markets closed higher.", "A late winner for the home side.", "Sunny."]
+
+
+@pytest.fixture()
+def teacher_dir(tmp_path, minilm_dir):
+    folder = tmp_path / "teacher"
+    save_hf_classifier("bert", folder, LABELS, vocab_size=30522, hidden_size=32, num_hidden_layers=3,
+                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        (folder / name).write_bytes((minilm_dir / name).read_bytes())
+    return folder
+
+
+def _dataset(folder, max_length):
+    examples = [Example(t, LABELS[i % 3], f"mem:{i}") for i, t in enumerate(TEXTS)]
+    return EncodedDataset.build(examples, TextTokenizer.from_dir(folder, max_length), LABELS)
+
+
+def test_cache_contents_key_and_reuse(teacher_dir, tmp_path):
+    teacher = load_classifier(teacher_dir)
+    data = _dataset(teacher_dir, 16)
+    spec = CacheSpec(hidden_layers=(0, 3), attention_layers=(2,), mean_heads=True, batch_size=3)
+    cache = TeacherCache.build(teacher, data, spec, tmp_path / "cache")
+    assert not cache.reused
+    out = teacher.model(mx.array(data.input_ids), mx.array(data.attention_mask), output_hidden_states=True,
+                        output_attentions=True)
+    np.testing.assert_allclose(cache.logits, np.array(out.logits), atol=1e-6)
+    np.testing.assert_allclose(cache.hidden[3], np.array(out.hidden_states[3]), atol=2e-3, rtol=1e-3)
+    assert cache.hidden[3].dtype == np.float16 and cache.attention[2].shape == (4, 1, 16, 16)
+    np.testing.assert_allclose(cache.attention[2], np.array(out.attentions[1].mean(axis=1, keepdims=True)), atol=1e-3)
+
+    batch = cache.batch(np.array([2, 0]))
+    np.testing.assert_allclose(np.array(batch["teacher_logits"]), cache.logits[[2, 0]])
+    assert set(batch) == {"teacher_logits", "teacher_hidden.0", "teacher_hidden.3", "teacher_attention.2"}
+
+    again = TeacherCache.build(teacher, data, spec, tmp_path / "cache")
+    assert again.reused and again.key == cache.key
+    np.testing.assert_array_equal(again.logits, cache.logits)
+
+    # Anything the outputs depend on changes the key: max length, texts, what is stored, the weights.
+    assert TeacherCache.build(teacher, _dataset(teacher_dir, 12), spec, tmp_path / "cache").key != cache.key
+    assert TeacherCache.build(teacher, data.subset(np.array([0, 1])), spec, tmp_path / "cache").key != cache.key
+    assert TeacherCache.build(teacher, data, CacheSpec(hidden_layers=(3,)), tmp_path / "cache").key != cache.key
+    save_hf_classifier("bert", teacher_dir, LABELS, seed=5, vocab_size=30522, hidden_size=32, num_hidden_layers=3,
+                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
+    retrained = load_classifier(teacher_dir)
+    assert TeacherCache.build(retrained, data, spec, tmp_path / "cache").key != cache.key
+    assert not list((tmp_path / "cache").glob(".*.tmp")), "no temp folders left behind"

@@ -1,0 +1,137 @@
+"""The shared trainer: learning, compiled == eager, accumulation, kill-and-resume, early stop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+from mlx_distill.models import MobileBertConfig, build_classifier
+from mlx_distill.train.teacher import classifier_objective
+from mlx_distill.train.trainer import TrainConfig, Trainer, learning_rate_schedule
+
+VOCAB, LENGTH, ROWS = 50, 12, 64
+
+
+def toy_data(seed=0):
+    """Class = whether token 7 appears: learnable, not trivially constant."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(10, VOCAB, (ROWS, LENGTH)).astype(np.int32)
+    labels = (np.arange(ROWS) % 2).astype(np.int32)
+    positions = rng.integers(1, LENGTH - 3, ROWS)
+    ids[labels == 1, positions[labels == 1]] = 7
+    mask = np.ones_like(ids)
+    mask[::3, -3:] = 0
+    ids[mask == 0] = 0
+    return ids, mask, labels
+
+
+def make_trainer(tmp_path, config: TrainConfig, dropout=0.1, seed=0):
+    cfg = MobileBertConfig(
+        vocab_size=VOCAB, hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, intra_bottleneck_size=16, num_feedforward_networks=2, max_position_embeddings=LENGTH,
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, id2label={0: "no", 1: "yes"},
+    )
+    model = build_classifier(cfg, seed=seed)
+    ids, mask, labels = toy_data()
+
+    def make_batch(rows):
+        return {"input_ids": mx.array(ids[rows]), "attention_mask": mx.array(mask[rows]), "labels": mx.array(labels[rows])}
+
+    def evaluate():
+        logits = np.array(model(mx.array(ids), mx.array(mask)).logits)
+        return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+
+    return model, Trainer(model, classifier_objective, make_batch, ROWS, config, tmp_path, evaluate=evaluate)
+
+
+def weights(model):
+    return {k: np.array(v) for k, v in tree_flatten(model.parameters())}
+
+
+def test_loss_goes_down_and_model_learns(tmp_path):
+    config = TrainConfig(epochs=12, batch_size=16, learning_rate=3e-3, warmup_ratio=0.1, log_every=4, checkpoint_every=0)
+    model, trainer = make_trainer(tmp_path, config, dropout=0.0)
+    result = trainer.fit()
+    log = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert result.steps == 48
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:2]), losses
+    assert result.best_metrics["accuracy"] >= 0.9
+    assert all({"tokens_per_s", "lr", "grad_norm"} <= set(r) for r in log if "loss" in r)
+    assert (tmp_path / "checkpoint" / "trainer.json").exists() and (tmp_path / "best.safetensors").exists()
+
+
+def test_compiled_step_equals_eager_step(tmp_path):
+    results = []
+    for compiled in (True, False):
+        config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, compile=compiled, checkpoint_every=0)
+        model, trainer = make_trainer(tmp_path / str(compiled), config, dropout=0.0)
+        trainer.fit()
+        results.append(weights(model))
+    for name in results[0]:
+        np.testing.assert_allclose(results[0][name], results[1][name], atol=1e-5, err_msg=name)
+
+
+def test_gradient_accumulation_matches_large_batch(tmp_path):
+    big = TrainConfig(epochs=2, batch_size=16, grad_accum_steps=1, learning_rate=1e-3, checkpoint_every=0)
+    small = TrainConfig(epochs=2, batch_size=8, grad_accum_steps=2, learning_rate=1e-3, checkpoint_every=0)
+    model_a, trainer_a = make_trainer(tmp_path / "a", big, dropout=0.0)
+    model_b, trainer_b = make_trainer(tmp_path / "b", small, dropout=0.0)
+    assert trainer_a.total_steps == trainer_b.total_steps == 8
+    trainer_a.fit()
+    trainer_b.fit()
+    wa, wb = weights(model_a), weights(model_b)
+    for name in wa:
+        np.testing.assert_allclose(wa[name], wb[name], atol=2e-5, err_msg=name)
+
+
+def test_kill_and_resume_gives_identical_weights(tmp_path):
+    """With dropout on (so RNG state matters), a run killed after step 7 (last checkpoint at 5) and
+    resumed by a fresh process-like Trainer ends bit-identical to an uninterrupted run."""
+    config = TrainConfig(epochs=3, batch_size=16, learning_rate=2e-3, checkpoint_every=5, eval_every=4)
+    model_full, trainer_full = make_trainer(tmp_path / "full", config)
+    trainer_full.fit()
+
+    _, interrupted = make_trainer(tmp_path / "crash", config)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(interrupt_at=7)
+    assert json.loads((tmp_path / "crash" / "checkpoint" / "trainer.json").read_text())["step"] == 5
+
+    mx.random.seed(12345)  # a new process would start from some other RNG state
+    model_resumed, resumed = make_trainer(tmp_path / "crash", config, seed=99)  # different init: must be overwritten
+    resumed.fit()
+    full, again = weights(model_full), weights(model_resumed)
+    for name in full:
+        np.testing.assert_array_equal(full[name], again[name], err_msg=name)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "crash" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps), "the log of a resumed run must read as one run"
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, checkpoint_every=2)
+    _, trainer = make_trainer(tmp_path, config)
+    trainer.fit()
+    _, other = make_trainer(tmp_path, TrainConfig(epochs=1, batch_size=16, checkpoint_every=2, learning_rate=1.0))
+    with pytest.raises(ValueError, match="different training settings.*learning_rate"):
+        other.fit()
+
+
+def test_early_stopping(tmp_path):
+    config = TrainConfig(epochs=50, batch_size=16, learning_rate=0.0, warmup_ratio=0.0, eval_every=2,
+                         early_stopping_patience=2, checkpoint_every=0, decay="constant")
+    _, trainer = make_trainer(tmp_path, config)
+    result = trainer.fit()
+    assert result.stopped_early and result.steps == 6  # evals at 2 (best), 4, 6 -> stop
+
+
+def test_schedule_warmup_then_decay():
+    schedule = learning_rate_schedule(TrainConfig(learning_rate=1.0, warmup_ratio=0.1, decay="linear"), 100)
+    values = [schedule(mx.array(s)).item() for s in (0, 5, 10, 55, 100)]
+    assert values[0] == pytest.approx(0.0) and values[1] == pytest.approx(0.5)
+    assert values[2] == pytest.approx(1.0) and values[3] == pytest.approx(0.5) and values[4] == pytest.approx(0.0)
+    cosine = learning_rate_schedule(TrainConfig(learning_rate=1.0, warmup_ratio=0.0, decay="cosine"), 100)
+    assert cosine(mx.array(50)).item() == pytest.approx(0.5, abs=1e-3)
