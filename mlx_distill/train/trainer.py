@@ -215,7 +215,8 @@ class Trainer:
             atomic_write(self.log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
 
     # ---- the step ------------------------------------------------------------------------------
-    def _build_steps(self):
+    def build_step_functions(self):
+        """(compute grads, apply grads, fused step) — compiled unless ``config.compile`` is off."""
         grad_fn = nn.value_and_grad(self.module, self.objective)
         clip = self.config.max_grad_norm
 
@@ -281,7 +282,7 @@ class Trainer:
         else:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
             self.log_path.unlink(missing_ok=True)
-        compute, apply, fused = self._build_steps()
+        compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
         progress = _Progress(self.total_steps, self.label)
         self.module.train()
