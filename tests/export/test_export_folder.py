@@ -358,3 +358,19 @@ def test_export_package_never_imports_mlx():
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_pipeline_spec_computes_the_shell_with_the_numpy_runtime(bert_export, bert_dir):
+    """Off macOS, execute the saved UpdatablePipeline.mlmodel (NN encoder + head) with export.nnexec."""
+    pipelines = pytest.importorskip("export.nnexec.pipelines")
+    shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
+    executor = pipelines.load_executor(str(bert_export.updatable_pipeline_path))
+    ids, mask = padded_batch(len(WORDS), [MAX_LENGTH, 7, 2], seed=3)
+    with torch.no_grad():
+        expected = torch.softmax(shell(ids, mask), dim=-1).numpy()
+    for row in range(ids.shape[0]):
+        out = executor.predict({"input_ids": ids[row:row + 1].numpy().astype(np.float32),
+                                "attention_mask": mask[row:row + 1].numpy().astype(np.float32)})
+        got = np.array([out["label_probs"][label] for label in LABELS])
+        assert np.abs(got - expected[row]).max() <= 1e-4
+        assert out["label"] == LABELS[int(expected[row].argmax())]
