@@ -144,9 +144,44 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mlx_distill import demo
+    from mlx_distill.data import read_examples
+    from mlx_distill.predict import TextClassifier
+    from mlx_distill.runtime import select_device
+    from mlx_distill.train.distill import DistillConfig, distill
+    from mlx_distill.train.student_init import StudentSpec
+    from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
+    from mlx_distill.train.trainer import TrainConfig
+
+    device = select_device()
+    train, test = read_examples(demo.TRAIN_FILE), read_examples(demo.TEST_FILE)
+    out = args.out
+    print(f"[1/3] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
+    teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
+    teacher = fine_tune_teacher(demo.minilm_dir(), train, test, out / "teacher", teacher_cfg)
+    _print_eval("teacher", teacher)
+    # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
+    preset = "tiny" if device == "cpu" else "mobilebert-4l"
+    print(f"[2/3] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
+    distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
+    student = distill(out / "teacher", train, test, out / "student", StudentSpec(init="teacher", preset=preset), distill_cfg)
+    _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
+    print("[3/3] predict with the student:", file=sys.stderr)
+    classifier = TextClassifier(out / "student", max_length=48)
+    for prediction in classifier.predict(demo.SAMPLE_NOTES):
+        print(f"  {prediction.label:<9} {prediction.probs[prediction.label]:.2f}  {prediction.text}")
+    print(f"student folder (Hugging Face format): {out / 'student'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlx_distill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="teacher -> distil -> predict on the bundled to-do notes")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
+    demo.set_defaults(run=_cmd_demo)
 
     info = sub.add_parser("info", help="versions, device and BLAS in use")
     info.add_argument("--json", action="store_true", help="print JSON")

