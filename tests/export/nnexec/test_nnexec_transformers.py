@@ -25,16 +25,18 @@ PARITY = 1e-4
 
 
 class MaskedClassifier(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, mask_value: float = float(torch.finfo(torch.float32).min)) -> None:
         super().__init__()
         self.model = model
+        self.mask_value = mask_value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        additive = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        additive = (1.0 - attention_mask[:, None, None, :].float()) * self.mask_value
         return torch.softmax(self.model(input_ids=input_ids, attention_mask=additive).logits, dim=-1)
 
 
-def _random_model(kind: str, seed: int) -> torch.nn.Module:
+def _random_model(kind: str, seed: int, nonorm_scale: float = 1.0, mask_value: float = -3.4028234663852886e38
+                  ) -> torch.nn.Module:
     torch.manual_seed(seed)
     common = dict(vocab_size=90, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
                   num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
@@ -51,7 +53,9 @@ def _random_model(kind: str, seed: int) -> torch.nn.Module:
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=gen)
             p.copy_(1.0 + 0.1 * noise if "LayerNorm.weight" in name else 0.3 * noise)
-    return MaskedClassifier(model.eval()).eval()
+            if "LayerNorm.weight" in name:
+                p.mul_(nonorm_scale)  # MobileBERT's NoNorm: a learned scale, what makes real ones overflow
+    return MaskedClassifier(model.eval(), mask_value).eval()
 
 
 def _convert(module: torch.nn.Module, classifier: bool):
@@ -132,3 +136,36 @@ def test_intermediates_expose_every_blob(bert):
     assert produced | {"input_ids", "attention_mask"} == set(blobs)
     embedding = next(layer for layer in spec.neuralNetwork.layers if layer.WhichOneof("layer") == "embeddingND")
     assert blobs[embedding.output[0]].shape == (1, L, 32)
+
+
+def test_fp16_report_flags_the_float32_min_attention_mask(bert):
+    """(1 - mask) * finfo(float32).min is -inf in fp16: the report must point at that layer."""
+    from export.nnexec.fp16 import fp16_report
+
+    _, mlmodel = bert
+    padded = [{"input_ids": ids, "attention_mask": mask} for ids, mask in _batches(6) if mask.min() == 0]
+    report = fp16_report(mlmodel, padded)
+    layers = {layer.name: layer for layer in mlmodel.get_spec().neuralNetwork.layers}
+    first = layers[report.first_overflow_layer.split(" ")[0]]
+    assert first.WhichOneof("layer") == "multiply" and first.multiply.alpha < -1e38
+    assert not report.safe
+
+
+def test_fp16_report_finds_mobilebert_nonorm_overflow():
+    from export.nnexec.fp16 import fp16_report
+
+    module = _random_model("mobilebert", seed=5, nonorm_scale=40.0, mask_value=-10000.0)
+    mlmodel = _convert(module, classifier=False)
+    samples = [{"input_ids": ids, "attention_mask": mask} for ids, mask in _batches(7)]
+    (out_name,) = [o.name for o in mlmodel.get_spec().description.output]
+    executor = load_executor(mlmodel)
+    for sample in samples:  # fp32 stays exact: the problem is fp16-only
+        ref = module(torch.from_numpy(sample["input_ids"]).long(), torch.from_numpy(sample["attention_mask"]).long())
+        np.testing.assert_allclose(executor.predict(sample)[out_name], ref.detach().numpy(), atol=PARITY, rtol=0)
+    report = fp16_report(mlmodel, samples)
+    assert report.max_abs_activation > 65504
+    assert report.first_overflow_layer is not None and not report.safe
+    first = report.first_overflow_layer.split(" ")[0]
+    index = [layer.name for layer in report.layers].index(first)
+    assert all(layer.max_abs_fp32 <= 65504 for layer in report.layers[:index])
+    assert report.layers[index].max_abs_fp32 > 65504

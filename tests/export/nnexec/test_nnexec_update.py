@@ -1,0 +1,361 @@
+"""Simulated on-device update against hand-written PyTorch training of the same head."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import coremltools as ct
+    from coremltools.models.neural_network import AdamParams, NeuralNetworkBuilder, SgdParams
+
+from export.nnexec.errors import InputError, UpdateConfigError
+from export.nnexec.pipelines import load_executor
+from export.nnexec.update import simulate_update
+from export.nnexec.update_config import read_update_config
+from nnexec_helpers import make_builder
+
+E, C = 6, 3
+LABELS = ["sport", "weather", "business"]
+N = 7  # with mini-batch 3: batches of 3, 3, 1 (the last one partial)
+
+
+def _data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, E)).astype(np.float32)
+    y = rng.integers(0, C, size=N)
+    return x, y
+
+
+def _params(seed: int = 1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(C, E)).astype(np.float32) * 0.5, rng.normal(size=C).astype(np.float32) * 0.1
+
+
+def dense_head(optimizer, epochs: int = 4, shuffle: bool = False):
+    """innerProduct -> softmax -> CE, a classifier with String labels, legacy rank-5 input mapping."""
+    w, b = _params()
+    nb = make_builder([("embedding", (E,))], outputs=("probs",), rank5=True, mode="classifier")
+    nb.add_inner_product("dense", w, b, E, C, True, "embedding", "logits")
+    nb.add_softmax("softmax", "logits", "probs")
+    nb.set_class_labels(LABELS, predicted_feature_name="label", prediction_blob="probs")
+    nb.make_updatable(["dense"])
+    with warnings.catch_warnings(), _quiet():
+        nb.set_categorical_cross_entropy_loss(name="loss", input="probs")
+    if isinstance(optimizer, SgdParams):
+        nb.set_sgd_optimizer(optimizer)
+    else:
+        nb.set_adam_optimizer(optimizer)
+    nb.set_epochs(epochs)
+    nb.spec.neuralNetworkClassifier.updateParams.shuffle.defaultValue = shuffle
+    return nb.spec
+
+
+class _quiet:
+    """coremltools prints 'Now adding input ...' when adding a loss; keep test output clean."""
+
+    def __enter__(self):
+        import contextlib
+        import io
+
+        self._ctx = contextlib.redirect_stdout(io.StringIO())
+        return self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _batch(x, y):
+    return [{"embedding": x[i], "label": LABELS[int(y[i])]} for i in range(len(x))]
+
+
+def _torch_train(x, y, step, epochs, batch):
+    """Reference: mean CE over each mini-batch, one optimizer step per mini-batch, in order."""
+    w0, b0 = _params()
+    w = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+    xt, yt = torch.tensor(x, dtype=torch.float64), torch.tensor(y)
+    losses = []
+    for _ in range(epochs):
+        per_batch = []
+        for s in range(0, len(x), batch):
+            loss = F.cross_entropy(xt[s:s + batch] @ w.T + b, yt[s:s + batch])
+            w.grad = b.grad = None
+            loss.backward()
+            with torch.no_grad():
+                step(w, b)
+            per_batch.append((loss.item(), len(xt[s:s + batch])))
+        losses.append(sum(v * n for v, n in per_batch) / len(x))
+    return w.detach().numpy(), b.detach().numpy(), losses
+
+
+def _trained(spec, kind="dense"):
+    network = getattr(spec, spec.WhichOneof("Type"))
+    layer = next(layer for layer in network.layers if layer.name == kind)
+    params = getattr(layer, layer.WhichOneof("layer"))
+    return np.array(params.weights.floatValue), np.array(params.bias.floatValue)
+
+
+def test_sgd_with_momentum_matches_pytorch_and_lowers_the_loss(tmp_path):
+    x, y = _data()
+    spec = dense_head(SgdParams(lr=0.2, batch=3, momentum=0.5), epochs=4)
+    result = simulate_update(spec, _batch(x, y), output_path=tmp_path / "Head.mlmodel")
+
+    velocity = {}
+
+    def sgd(w, b):
+        for name, p in (("w", w), ("b", b)):
+            velocity[name] = 0.5 * velocity.get(name, torch.zeros_like(p)) + p.grad
+            p -= 0.2 * velocity[name]
+
+    w_ref, b_ref, losses_ref = _torch_train(x, y, sgd, epochs=4, batch=3)
+    w_new, b_new = _trained(result.spec)
+    assert np.abs(w_new.reshape(C, E) - w_ref).max() <= 1e-5
+    assert np.abs(b_new - b_ref).max() <= 1e-5
+    np.testing.assert_allclose(result.epoch_losses, losses_ref, atol=1e-5)
+    assert result.epoch_losses[-1] < result.epoch_losses[0] and result.final_loss < result.initial_loss
+    assert [len(e.batch_losses) for e in result.epochs] == [3, 3, 3, 3]
+
+    saved = ct.utils.load_spec(str(tmp_path / "Head.mlmodel"))
+    np.testing.assert_array_equal(_trained(saved)[0], w_new)
+    assert saved.isUpdatable and saved.neuralNetworkClassifier.layers[0].innerProduct.weights.isUpdatable
+    probs = load_executor(saved).predict({"embedding": x[0]})["probs"]
+    logits = w_ref @ x[0] + b_ref
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose([probs[label] for label in LABELS], expected, atol=1e-5)
+
+
+def _adam_reference(lr, b1, b2, eps):
+    """Kingma & Ba with the bias correction folded into the step size (Core ML / MPS form)."""
+    state = {"t": 0}
+
+    def adam(w, b):
+        state["t"] += 1
+        t = state["t"]
+        for name, p in (("w", w), ("b", b)):
+            m = b1 * state.get("m" + name, torch.zeros_like(p)) + (1 - b1) * p.grad
+            v = b2 * state.get("v" + name, torch.zeros_like(p)) + (1 - b2) * p.grad ** 2
+            state["m" + name], state["v" + name] = m, v
+            p -= lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (v.sqrt() + eps)
+
+    return adam
+
+
+def test_adam_matches_pytorch_reference_and_torch_optim_adam_closely():
+    x, y = _data(2)
+    spec = dense_head(AdamParams(lr=0.05, batch=3, beta1=0.9, beta2=0.999, eps=1e-8), epochs=3)
+    result = simulate_update(spec, _batch(x, y))
+    w_ref, b_ref, losses_ref = _torch_train(x, y, _adam_reference(0.05, 0.9, 0.999, 1e-8), epochs=3, batch=3)
+    w_new, b_new = _trained(result.spec)
+    assert np.abs(w_new.reshape(C, E) - w_ref).max() <= 1e-5
+    assert np.abs(b_new - b_ref).max() <= 1e-5
+    np.testing.assert_allclose(result.epoch_losses, losses_ref, atol=1e-5)
+    assert result.final_loss < result.initial_loss
+
+    w0, b0 = _params()
+    w = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.05, betas=(0.9, 0.999), eps=1e-8)
+    xt, yt = torch.tensor(x, dtype=torch.float64), torch.tensor(y)
+    for _ in range(3):
+        for s in range(0, N, 3):
+            opt.zero_grad()
+            F.cross_entropy(xt[s:s + 3] @ w.T + b, yt[s:s + 3]).backward()
+            opt.step()
+    assert np.abs(w_new.reshape(C, E) - w.detach().numpy()).max() < 1e-4  # differs only in where eps enters
+
+
+def test_conv_1x1_recipe_from_ct_convert_with_int64_labels():
+    """FACTS.md recipe (a): Conv2d(E, C, 1) on (1, E, 1, 1) + softmax(dim=1) converts to convolution -> softmax."""
+    torch.manual_seed(0)
+    head = torch.nn.Conv2d(E, C, 1)
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = head
+
+        def forward(self, x):
+            return torch.softmax(self.conv(x), dim=1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(Head().eval(), torch.zeros(1, E, 1, 1))
+        mlmodel = ct.convert(traced, convert_to="neuralnetwork", inputs=[ct.TensorType(name="embedding",
+                             shape=(1, E, 1, 1))], classifier_config=ct.ClassifierConfig([10, 20, 30]))
+    spec = mlmodel.get_spec()
+    layers = spec.neuralNetworkClassifier.layers
+    assert [layer.WhichOneof("layer") for layer in layers] == ["convolution", "softmax"]
+    nb = NeuralNetworkBuilder(spec=spec)
+    nb.make_updatable([layers[0].name])
+    with _quiet():
+        nb.set_categorical_cross_entropy_loss("loss", input=spec.description.predictedProbabilitiesName)
+    nb.set_sgd_optimizer(SgdParams(lr=0.1, batch=4))
+    nb.set_epochs(2)
+    spec.neuralNetworkClassifier.updateParams.shuffle.defaultValue = False
+    config = read_update_config(spec)
+    assert config.target_feature == spec.description.predictedFeatureName and config.target_is_class_label
+
+    x, y = _data(3)
+    labels = [10, 20, 30]
+    batch = [{"embedding": x[i].reshape(1, E, 1, 1), spec.description.predictedFeatureName: labels[y[i]]}
+             for i in range(N)]
+    result = simulate_update(spec, batch)
+
+    w = head.weight.detach().double().clone().requires_grad_(True)
+    b = head.bias.detach().double().clone().requires_grad_(True)
+    xt, yt = torch.tensor(x, dtype=torch.float64).reshape(N, E, 1, 1), torch.tensor(y)
+    for _ in range(2):
+        for s in range(0, N, 4):
+            loss = F.cross_entropy(F.conv2d(xt[s:s + 4], w, b).reshape(-1, C), yt[s:s + 4])
+            w.grad = b.grad = None
+            loss.backward()
+            with torch.no_grad():
+                w -= 0.1 * w.grad
+                b -= 0.1 * b.grad
+    conv = result.spec.neuralNetworkClassifier.layers[0].convolution
+    assert np.abs(np.array(conv.weights.floatValue) - w.detach().numpy().ravel()).max() <= 1e-5
+    assert np.abs(np.array(conv.bias.floatValue) - b.detach().numpy()).max() <= 1e-5
+    assert result.final_loss < result.initial_loss
+
+
+def test_two_updatable_layers_with_relu_between_match_autograd():
+    rng = np.random.default_rng(4)
+    w1, b1 = rng.normal(size=(5, E)).astype(np.float32), rng.normal(size=5).astype(np.float32)
+    w2, b2 = rng.normal(size=(C, 5)).astype(np.float32), rng.normal(size=C).astype(np.float32)
+    nb = make_builder([("embedding", (E,))], outputs=("probs",), rank5=True)
+    nb.add_inner_product("d1", w1, b1, E, 5, True, "embedding", "h")
+    nb.add_activation("relu", "RELU", "h", "h2")
+    nb.add_inner_product("d2", w2, b2, 5, C, True, "h2", "logits")
+    nb.add_softmax("softmax", "logits", "probs")
+    nb.make_updatable(["d1", "d2"])
+    with _quiet():
+        nb.set_categorical_cross_entropy_loss("loss", input="probs")
+    nb.set_sgd_optimizer(SgdParams(lr=0.05, batch=N))
+    nb.set_epochs(3)
+    nb.spec.neuralNetwork.updateParams.shuffle.defaultValue = False
+    x, y = _data(5)
+    # non-classifier CE target: "<input>_true", an Int32 array of shape [1] holding the class index
+    result = simulate_update(nb.spec, [{"embedding": x[i], "probs_true": np.array([y[i]], np.int32)} for i in range(N)])
+
+    params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in (w1, b1, w2, b2)]
+    xt, yt = torch.tensor(x, dtype=torch.float64), torch.tensor(y)
+    for _ in range(3):
+        loss = F.cross_entropy(F.linear(F.relu(F.linear(xt, params[0], params[1])), params[2], params[3]), yt)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= 0.05 * p.grad
+    got = {(layer.name, f): np.array(getattr(layer.innerProduct, f).floatValue)
+           for layer in result.spec.neuralNetwork.layers if layer.name in ("d1", "d2") for f in ("weights", "bias")}
+    expected = {("d1", "weights"): params[0], ("d1", "bias"): params[1], ("d2", "weights"): params[2],
+                ("d2", "bias"): params[3]}
+    for key, ref in expected.items():
+        assert np.abs(got[key] - ref.detach().numpy().ravel()).max() <= 1e-5, key
+
+
+def test_mse_regressor_matches_pytorch():
+    rng = np.random.default_rng(6)
+    w, b = rng.normal(size=(2, E)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    from coremltools.models import datatypes
+
+    nb = NeuralNetworkBuilder([("embedding", datatypes.Array(E))], [("score", datatypes.Array(2))],
+                              disable_rank5_shape_mapping=True, mode="regressor")
+    nb.add_inner_product("dense", w, b, E, 2, True, "embedding", "score")
+    nb.make_updatable(["dense"])
+    with _quiet():
+        nb.set_mean_squared_error_loss("mse", input_feature=("score", datatypes.Array(2)))
+    nb.set_sgd_optimizer(SgdParams(lr=0.1, batch=2))
+    nb.set_epochs(2)
+    nb.spec.neuralNetworkRegressor.updateParams.shuffle.defaultValue = False
+    x = rng.normal(size=(4, E)).astype(np.float32)
+    t = rng.normal(size=(4, 2)).astype(np.float32)
+    result = simulate_update(nb.spec, {"embedding": list(x), "score_true": list(t)})
+
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    for _ in range(2):
+        for s in (0, 2):
+            loss = F.mse_loss(torch.tensor(x[s:s + 2], dtype=torch.float64) @ wt.T + bt,
+                              torch.tensor(t[s:s + 2], dtype=torch.float64))
+            wt.grad = bt.grad = None
+            loss.backward()
+            with torch.no_grad():
+                wt -= 0.1 * wt.grad
+                bt -= 0.1 * bt.grad
+    w_new, b_new = _trained(result.spec)
+    assert np.abs(w_new - wt.detach().numpy().ravel()).max() <= 1e-5
+    assert np.abs(b_new - bt.detach().numpy()).max() <= 1e-5
+
+
+def test_shuffle_uses_the_seed_reproducibly():
+    x, y = _data(7)
+    spec = dense_head(SgdParams(lr=0.3, batch=2), epochs=3, shuffle=True)
+    first = simulate_update(spec, _batch(x, y), parameters={"seed": 11})
+    again = simulate_update(spec, _batch(x, y), parameters={"seed": 11})
+    ordered = simulate_update(spec, _batch(x, y), parameters={"shuffle": False})
+    assert first.epoch_losses == again.epoch_losses
+    assert first.epoch_losses != ordered.epoch_losses
+
+
+def test_batch_fed_like_ios_is_checked():
+    x, y = _data()
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    with pytest.raises(InputError, match=r"shape \(1, 6\) but the model declares \(6,\)"):
+        simulate_update(spec, [{"embedding": x[0].reshape(1, E), "label": "sport"}])
+    with pytest.raises(InputError, match="class labels are strings; got int 0"):
+        simulate_update(spec, [{"embedding": x[0], "label": 0}])
+    with pytest.raises(InputError, match="label 'tennis' is not one of"):
+        simulate_update(spec, [{"embedding": x[0], "label": "tennis"}])
+    with pytest.raises(InputError, match="lacks training inputs \\['label'\\]"):
+        simulate_update(spec, [{"embedding": x[0]}])
+
+
+def test_configs_a_device_would_reject_are_refused():
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    spec.neuralNetworkClassifier.layers[1].softmaxND.axis = -1  # what ct.convert emits instead of 'softmax'
+    with pytest.raises(UpdateConfigError, match="comes from layer 'softmax' \\(softmaxND\\).*plain 'softmax'"):
+        simulate_update(spec, _batch(*_data()))
+
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    spec.neuralNetworkClassifier.updateParams.optimizer.sgdOptimizer.learningRate.defaultValue = 3.0
+    with pytest.raises(UpdateConfigError, match="learningRate default 3.0 is outside its allowed range"):
+        read_update_config(spec)
+
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    spec.neuralNetworkClassifier.updateParams.optimizer.sgdOptimizer.miniBatchSize.defaultValue = 0
+    with pytest.raises(UpdateConfigError, match="miniBatchSize default 0 must be positive"):
+        read_update_config(spec)
+
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    with pytest.raises(UpdateConfigError, match="epochs=5 is not in the model's allowed set"):
+        simulate_update(spec, _batch(*_data()), parameters={"epochs": 5})
+
+    spec = dense_head(SgdParams(lr=0.1, batch=2))
+    spec.isUpdatable = False
+    with pytest.raises(UpdateConfigError, match="not marked isUpdatable"):
+        read_update_config(spec)
+
+
+def test_a_reshape_between_the_updatable_layer_and_the_loss_is_named():
+    w, b = _params()
+    nb = make_builder([("embedding", (E,))], outputs=("probs",))
+    nb.add_inner_product("dense", w, b, E, C, True, "embedding", "logits")
+    nb.add_reshape_static("flat", "logits", "logits3", [C, 1, 1])
+    nb.add_softmax("softmax", "logits3", "probs")
+    nb.make_updatable(["dense"])
+    with _quiet():
+        nb.set_categorical_cross_entropy_loss("loss", input="probs")
+    nb.set_sgd_optimizer(SgdParams(lr=0.1, batch=2))
+    nb.set_epochs(1)
+    x, y = _data()
+    with pytest.raises(UpdateConfigError, match="layer 'flat' \\(reshapeStatic\\) sits between"):
+        simulate_update(nb.spec, [{"embedding": x[i], "probs_true": np.array([y[i]], np.int32)} for i in range(N)])
