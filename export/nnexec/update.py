@@ -32,8 +32,22 @@ from export.nnexec.errors import InputError, UpdateConfigError
 from export.nnexec.executor import NeuralNetworkExecutor
 from export.nnexec.losses import LossValue, cross_entropy, mean_squared_error
 from export.nnexec.optimizers import optimizer_state
-from export.nnexec.spec_io import ModelLike, load_spec, model_type, save_spec_atomic
-from export.nnexec.update_config import TrainingFeature, UpdateConfig, read_update_config, with_overrides
+from export.nnexec.pipelines import load_executor
+from export.nnexec.spec_io import (
+    PIPELINE_TYPES,
+    ModelLike,
+    load_spec,
+    model_type,
+    pipeline_models,
+    save_spec_atomic,
+)
+from export.nnexec.update_config import (
+    TrainingFeature,
+    UpdateConfig,
+    read_update_config,
+    training_feature,
+    with_overrides,
+)
 from export.nnexec.weights import encode_fp32
 
 Batch = Union[Sequence[Mapping[str, Any]], Mapping[str, Sequence[Any]]]
@@ -48,7 +62,10 @@ class EpochReport:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """What the simulated update did; ``spec`` holds the trained weights, ``path`` where it was saved."""
+    """What the simulated update did; ``spec`` holds the trained weights, ``path`` where it was saved.
+
+    ``trained`` says which model learned: "model", or "pipeline stage N" for an updatable pipeline.
+    """
 
     config: UpdateConfig
     epochs: tuple
@@ -58,6 +75,7 @@ class UpdateResult:
     examples: int
     spec: Any
     path: Optional[Path]
+    trained: str = "model"
 
     @property
     def epoch_losses(self) -> list:
@@ -72,6 +90,7 @@ class UpdateResult:
             "epochs": self.config.epochs,
             "shuffle": self.config.shuffle,
             "examples": self.examples,
+            "trained": self.trained,
             "updatable_layers": list(self.config.updatable_layers),
             "epoch_losses": self.epoch_losses,
             "initial_loss": self.initial_loss,
@@ -129,10 +148,7 @@ def _check_value(feature: TrainingFeature, value: Any, index: int) -> Any:
     return array
 
 
-def _prepare(batch: Batch, config: UpdateConfig, executor: NeuralNetworkExecutor) -> list:
-    raw = _examples_of(batch)
-    if not raw:
-        raise InputError("the training batch is empty")
+def _prepare(raw: list, config: UpdateConfig, executor: NeuralNetworkExecutor) -> list:
     model_inputs = {f.name for f in executor.spec.description.input}
     prepared = []
     for i, example in enumerate(raw):
@@ -240,32 +256,29 @@ def _mean_loss(executor: NeuralNetworkExecutor, config: UpdateConfig, path: _Tra
 
 # -- public ----------------------------------------------------------------------------------------
 
-def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping[str, Any]] = None,
-                    output_path: Optional[Union[str, Path]] = None) -> UpdateResult:
-    """Train a copy of ``model`` on ``batch`` as ``MLUpdateTask`` would; optionally save it.
+@dataclass(frozen=True)
+class _Trained:
+    config: UpdateConfig
+    epochs: tuple
+    initial_loss: float
+    final_loss: float
+    weight_change: dict
+    examples: int
 
-    ``batch`` is a list of examples (feature name -> value, like an ``MLArrayBatchProvider``) or a
-    mapping feature name -> sequence of per-example values. Arrays must have exactly the declared
-    training-input shape; class labels must be ``str`` or ``int`` like the model's labels.
-    ``parameters`` overrides update parameters by name (``epochs``, ``learning_rate``,
-    ``mini_batch_size``, ``momentum``, ``beta1``, ``beta2``, ``eps``, ``shuffle``, ``seed``) within
-    the ranges the model allows. ``output_path`` (a ``.mlmodel``) receives the trained model,
-    written atomically.
-    """
-    from coremltools.proto import Model_pb2
 
-    spec = Model_pb2.Model()
-    spec.CopyFrom(load_spec(model))
+def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> _Trained:
+    """Train the NeuralNetwork ``spec`` in place on validated-by-name raw examples."""
     config = read_update_config(spec)
     if parameters:
         config = with_overrides(config, spec, parameters)
     executor = NeuralNetworkExecutor(spec, "fp32")
-    examples = _prepare(batch, config, executor)
+    examples = _prepare(raw, config, executor)
     path = _training_path(executor, config)
     state = optimizer_state(config.optimizer)
+    layers = {step.layer.name: step.layer for step in path.steps}
     keys = [(s.layer.name, f) for s in path.steps if s.layer.isUpdatable
             for f in (("weights", "bias") if getattr(s.layer, s.kind).hasBias else ("weights",))]
-    start = {key: executor.store.get(_layer(executor, key[0]), key[1]).astype(np.float64) for key in keys}
+    start = {key: executor.store.get(layers[key[0]], key[1]).astype(np.float64) for key in keys}
     weights = dict(start)
     initial = _mean_loss(executor, config, path, examples)
     rng = np.random.default_rng(config.seed)
@@ -273,7 +286,7 @@ def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping
     reports = []
     for epoch in range(config.epochs):
         order = rng.permutation(len(examples)) if config.shuffle else np.arange(len(examples))
-        batch_losses = []
+        batch_losses, counts = [], []
         for begin in range(0, len(examples), size):
             chunk = [examples[i] for i in order[begin:begin + size]]
             total = {key: np.zeros_like(w) for key, w in weights.items()}
@@ -287,21 +300,69 @@ def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping
                 weights[key] = state.step(key, weights[key], total[key] / len(chunk))
                 executor.store.override(key[0], key[1], weights[key])
             batch_losses.append(float(np.mean(losses)))
-        counts = [len(order[b:b + size]) for b in range(0, len(examples), size)]
+            counts.append(len(chunk))
         reports.append(EpochReport(epoch + 1, float(np.average(batch_losses, weights=counts)), tuple(batch_losses)))
     final = _mean_loss(executor, config, path, examples)
-    network = getattr(spec, model_type(spec))
-    by_name = {layer.name: layer for layer in network.layers}
-    for (name, field) in keys:
-        layer = by_name[name]
+    for name, field in keys:
+        layer = layers[name]
         encode_fp32(getattr(getattr(layer, layer.WhichOneof("layer")), field), executor.store.get(layer, field))
-    saved = save_spec_atomic(spec, output_path) if output_path is not None else None
     change = {f"{n}.{f}": float(np.max(np.abs(weights[(n, f)] - start[(n, f)]))) for (n, f) in keys}
-    return UpdateResult(config, tuple(reports), initial, final, change, len(examples), spec, saved)
+    return _Trained(config, tuple(reports), initial, final, change, len(examples))
 
 
-def _layer(executor: NeuralNetworkExecutor, name: str) -> Any:
-    for step in executor.steps:
-        if step.layer.name == name:
-            return step.layer
-    raise UpdateConfigError(f"no layer named {name!r}")
+def _pipeline_examples(spec: Any, raw: list) -> tuple[Any, list, str]:
+    """(updatable last stage, its raw examples, its description) for an updatable pipeline.
+
+    The pipeline's own training inputs are checked first (names, shapes, label types), then the
+    frozen stages run forward so the last stage sees exactly the features Core ML would hand it.
+    """
+    if not spec.isUpdatable:
+        raise UpdateConfigError("the pipeline is not marked isUpdatable")
+    stages = pipeline_models(spec)
+    if not stages:
+        raise UpdateConfigError("the pipeline has no models")
+    frozen_updatable = [i for i, stage in enumerate(stages[:-1]) if stage.isUpdatable]
+    if frozen_updatable:
+        raise UpdateConfigError(f"pipeline stages {frozen_updatable} are updatable; only the last model may be")
+    features = [training_feature(f) for f in spec.description.trainingInput]
+    frozen = [load_executor(stage) for stage in stages[:-1]]
+    head_raw = []
+    for i, example in enumerate(raw):
+        missing = [f.name for f in features if f.name not in example]
+        if missing:
+            raise InputError(f"example {i} lacks the pipeline's training inputs {missing}")
+        values = {f.name: _check_value(f, example[f.name], i) for f in features}
+        for executor in frozen:
+            values.update(executor.predict(values))
+        head_raw.append(values)
+    return stages[-1], head_raw, f"pipeline stage {len(stages) - 1}"
+
+
+def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping[str, Any]] = None,
+                    output_path: Optional[Union[str, Path]] = None) -> UpdateResult:
+    """Train a copy of ``model`` on ``batch`` as ``MLUpdateTask`` would; optionally save it.
+
+    ``model`` is an updatable NeuralNetwork(-Classifier/-Regressor), or an updatable pipeline whose
+    last model is one (the earlier stages run frozen). ``batch`` is a list of examples (feature
+    name -> value, like an ``MLArrayBatchProvider``) or a mapping feature name -> sequence of
+    per-example values. Arrays must have exactly the declared training-input shape; class labels
+    must be ``str`` or ``int`` like the model's labels. ``parameters`` overrides update parameters
+    by name (``epochs``, ``learning_rate``, ``mini_batch_size``, ``momentum``, ``beta1``, ``beta2``,
+    ``eps``, ``shuffle``, ``seed``) within the ranges the model allows. ``output_path`` (a
+    ``.mlmodel``) receives the whole trained model, written atomically.
+    """
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    spec.CopyFrom(load_spec(model))
+    raw = _examples_of(batch)
+    if not raw:
+        raise InputError("the training batch is empty")
+    if model_type(spec) in PIPELINE_TYPES:
+        target, raw, trained = _pipeline_examples(spec, raw)
+    else:
+        target, trained = spec, "model"
+    done = _train(target, raw, parameters)
+    saved = save_spec_atomic(spec, output_path) if output_path is not None else None
+    return UpdateResult(done.config, done.epochs, done.initial_loss, done.final_loss, done.weight_change,
+                        done.examples, spec, saved, trained)

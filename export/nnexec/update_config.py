@@ -130,7 +130,8 @@ def _loss(params: Any) -> LossConfig:
     raise UpdateConfigError(f"loss layer {layer.name!r} has no known loss type")
 
 
-def _feature(desc: Any) -> TrainingFeature:
+def training_feature(desc: Any) -> TrainingFeature:
+    """A ``trainingInput`` feature description as a ``TrainingFeature``."""
     kind = desc.type.WhichOneof("Type")
     if kind == "multiArrayType":
         t = desc.type.multiArrayType
@@ -189,7 +190,7 @@ def read_update_config(spec: Any) -> UpdateConfig:
     if not updatable:
         raise UpdateConfigError("no layer is marked isUpdatable")
     desc = spec.description
-    features = tuple(_feature(f) for f in desc.trainingInput)
+    features = tuple(training_feature(f) for f in desc.trainingInput)
     if len(features) < 2:
         raise UpdateConfigError("an updatable model needs at least two training inputs (the input and the target)")
     names = {f.name for f in features}

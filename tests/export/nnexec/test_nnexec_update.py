@@ -359,3 +359,47 @@ def test_a_reshape_between_the_updatable_layer_and_the_loss_is_named():
     x, y = _data()
     with pytest.raises(UpdateConfigError, match="layer 'flat' \\(reshapeStatic\\) sits between"):
         simulate_update(nb.spec, [{"embedding": x[i], "probs_true": np.array([y[i]], np.int32)} for i in range(N)])
+
+
+def test_updatable_pipeline_trains_only_its_last_model_on_frozen_features(tmp_path):
+    """Encoder-like frozen stage (tokens (1, 4) -> tanh(dense) -> (E,)) + the updatable dense head."""
+    from coremltools.models import datatypes
+    from coremltools.models.pipeline import PipelineClassifier
+
+    rng = np.random.default_rng(8)
+    w_enc = rng.normal(size=(E, 4)).astype(np.float32)
+    encoder = make_builder([("tokens", (1, 4))], outputs=("embedding",))
+    encoder.add_inner_product("enc", w_enc, None, 4, E, False, "tokens", "h")
+    encoder.add_reshape_static("flat", "h", "h1", [E])
+    encoder.add_activation("enc_tanh", "TANH", "h1", "embedding")
+    encoder.spec.description.output[0].type.multiArrayType.shape.extend([E])
+    head = dense_head(SgdParams(lr=0.2, batch=3), epochs=2)
+    pipe = PipelineClassifier([("tokens", datatypes.Array(1, 4))], LABELS, output_features=["label", "probs"],
+                              training_features=[("tokens", datatypes.Array(1, 4)), ("label", datatypes.String())])
+    pipe.add_model(encoder.spec)
+    pipe.add_model(head)
+    pipe.make_updatable()
+    spec = pipe.spec
+    spec.specificationVersion = max(spec.specificationVersion, 4)
+    ct.utils.convert_double_to_float_multiarray_type(spec)
+
+    tokens = rng.normal(size=(N, 1, 4)).astype(np.float32)
+    _, y = _data(9)
+    result = simulate_update(spec, [{"tokens": tokens[i], "label": LABELS[y[i]]} for i in range(N)],
+                             output_path=tmp_path / "Pipeline.mlmodel")
+    assert result.trained == "pipeline stage 1"
+
+    features = np.tanh(tokens[:, 0] @ w_enc.T)
+    w_ref, b_ref, losses_ref = _torch_train(features, y, lambda w, b: (w.sub_(0.2 * w.grad), b.sub_(0.2 * b.grad)),
+                                            epochs=2, batch=3)
+    stages = result.spec.pipelineClassifier.pipeline.models
+    w_new, b_new = _trained(stages[1])
+    assert np.abs(w_new.reshape(C, E) - w_ref).max() <= 1e-5 and np.abs(b_new - b_ref).max() <= 1e-5
+    np.testing.assert_allclose(result.epoch_losses, losses_ref, atol=1e-5)
+    np.testing.assert_array_equal(stages[0].neuralNetwork.layers[0].innerProduct.weights.floatValue, w_enc.ravel())
+    reloaded = load_executor(str(tmp_path / "Pipeline.mlmodel"))
+    probs = reloaded.predict({"tokens": tokens[0]})["probs"]
+    logits = w_ref @ features[0] + b_ref
+    np.testing.assert_allclose([probs[k] for k in LABELS], np.exp(logits) / np.exp(logits).sum(), atol=1e-5)
+    with pytest.raises(InputError, match=r"'tokens': shape \(4,\) but the model declares \(1, 4\)"):
+        simulate_update(spec, [{"tokens": tokens[0, 0], "label": "sport"}])
