@@ -9,8 +9,9 @@ Entry points (import the submodules directly; this module stays import-light):
 - ``export.nnexec.pipelines.load_executor(model, precision="fp32")`` -> executor with
   ``predict(inputs)``, ``run(inputs, keep_blobs=False)`` and ``intermediates(inputs)``
 - ``export.nnexec.fp16.fp16_report(model, samples)`` -> ``Fp16Report``
-- ``export.nnexec.update.simulate_update(model, batch, ...)`` -> ``UpdateResult``
+- ``export.nnexec.update.simulate_update(model, batch, parameters=None, output_path=None)``
+  -> ``UpdateResult`` (updatable NeuralNetworks and updatable pipelines)
 - ``export.nnexec.registry.supported_layer_types()``
 
-Never imports mlx (see ``export/__init__.py``).
+See README.md for the assumed semantics. Never imports mlx (see ``export/__init__.py``).
 """

@@ -84,9 +84,17 @@ def _labels(outputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _mean_square_risk(executor: Any, sample: Mapping[str, Any]) -> dict[str, float]:
-    """Largest per-row mean square entering each squaring normalisation layer (fp32 run)."""
+    """Largest per-row mean square entering each squaring normalisation layer (fp32 run).
+
+    For a pipeline, each stage is examined on the features the earlier stages produce; its layer
+    names are prefixed "<stage>/" as in ``PipelineExecutor.run``.
+    """
     if not isinstance(executor, NeuralNetworkExecutor):
-        return {}
+        features, risk = dict(sample), {}
+        for i, stage in enumerate(executor.stages):
+            risk.update({f"{i}/{name}": value for name, value in _mean_square_risk(stage, features).items()})
+            features.update(stage.predict(features))
+        return risk
     blobs = executor.intermediates(sample)
     risk = {}
     for step in executor.steps:

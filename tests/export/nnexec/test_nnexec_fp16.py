@@ -84,3 +84,20 @@ def test_tame_network_is_safe_and_close_to_fp32():
     assert report.samples == 3 and report.first_overflow_layer is None and report.first_nan_layer is None
     assert 0 < report.output_max_abs_diff < 1e-2  # fp16 rounding is visible but small
     assert [layer.name for layer in report.layers] == ["d1", "r", "d2"]
+
+
+def test_pipeline_report_prefixes_stage_names():
+    from coremltools.models import datatypes
+    from coremltools.models.pipeline import Pipeline
+
+    first = make_builder([("x", (1, 1, 8))], outputs=("n",))
+    first.add_mvn("norm", "x", "n", across_channels=False, normalize_variance=True, epsilon=1e-5)
+    first.spec.description.output[0].type.multiArrayType.shape.extend([1, 1, 8])
+    second = make_builder([("n", (1, 1, 8))], outputs=("y",))
+    second.add_activation("grow", "LINEAR", "n", "y", params=[1e5, 0.0])
+    pipe = Pipeline([("x", datatypes.Array(1, 1, 8))], [("y", datatypes.Array(1, 1, 8))])
+    pipe.add_model(first.spec)
+    pipe.add_model(second.spec)
+    report = fp16_report(pipe.spec, [{"x": np.array([[[300.0, -300.0] * 4]], dtype=np.float32)}])
+    assert report.internal_risk_layers == ("0/norm",)
+    assert report.first_overflow_layer == "1/grow (activation)"

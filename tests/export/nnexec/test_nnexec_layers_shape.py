@@ -29,6 +29,16 @@ def test_legacy_permute_keeps_the_batch_axis():
     np.testing.assert_array_equal(out, x.transpose(4, 1, 2, 3, 0))
 
 
+def test_legacy_reshape_under_rank5_mapping():
+    x = rand(1, 2, 5, seed=1)  # declared (C, H, W) -> blob (1, 1, 1, 2, 5)
+    out = run_single({"x": x}, lambda nb: nb.add_reshape("r", "x", "out", target_shape=(10, 1, 1), mode=0), rank5=True)["out"]
+    assert out.shape == (1, 1, 10, 1, 1)
+    np.testing.assert_array_equal(out.ravel(), x.ravel())
+    out = run_single({"x": x}, lambda nb: nb.add_reshape("r", "x", "out", target_shape=(5, 2, 1), mode=1), rank5=True)["out"]
+    # CHANNEL_LAST: flatten in H, W, C order, then lay out as [C_out, H_out, W_out]
+    np.testing.assert_array_equal(out[0, 0], x.transpose(1, 2, 0).reshape(2, 1, 5).transpose(2, 0, 1))
+
+
 def test_legacy_flatten_and_flatten_to_2d():
     out = run_single({"x": X}, lambda nb: nb.add_flatten("f", 0, "x", "out"))["out"]
     np.testing.assert_array_equal(out, X.reshape(2, 60, 1, 1))
