@@ -144,6 +144,28 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    # The torch / coremltools side; imported here only, so no other command pays for it.
+    from export.pipeline import ExportConfig, export_folder
+
+    config = ExportConfig(
+        max_length=args.max_length, precision=args.precision, optimizer=args.optimizer,
+        learning_rate=args.learning_rate, batch_size=args.update_batch_size, epochs=args.update_epochs,
+        momentum=args.momentum, build_updatable_pipeline=not args.no_pipeline,
+    )
+    result = export_folder(args.student_dir, args.out, config)
+    for kind, path in result.files.items():
+        print(f"{kind:<20} {path}")
+    for decision in result.decisions:
+        print(f"decision: {decision}")
+    for kind, why in result.skipped.items():
+        print(f"skipped {kind}: {why}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"manifest             {result.manifest_path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlx_distill import demo
     from mlx_distill.data import read_examples
@@ -157,17 +179,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     device = select_device()
     train, test = read_examples(demo.TRAIN_FILE), read_examples(demo.TEST_FILE)
     out = args.out
-    print(f"[1/3] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
+    print(f"[1/4] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
     teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
     teacher = fine_tune_teacher(demo.minilm_dir(), train, test, out / "teacher", teacher_cfg)
     _print_eval("teacher", teacher)
     # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
     preset = "tiny" if device == "cpu" else "mobilebert-4l"
-    print(f"[2/3] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
+    print(f"[2/4] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
     distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
     student = distill(out / "teacher", train, test, out / "student", StudentSpec(init="teacher", preset=preset), distill_cfg)
     _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
-    print("[3/3] predict with the student:", file=sys.stderr)
+    print("[3/4] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
+    from export.pipeline import ExportConfig, export_folder  # torch side, only now
+
+    exported = export_folder(out / "student", out / "coreml", ExportConfig(max_length=48))
+    for kind, path in exported.files.items():
+        print(f"  {kind:<20} {path}")
+    print("[4/4] predict with the student:", file=sys.stderr)
     classifier = TextClassifier(out / "student", max_length=48)
     for prediction in classifier.predict(demo.SAMPLE_NOTES):
         print(f"  {prediction.label:<9} {prediction.probs[prediction.label]:.2f}  {prediction.text}")
@@ -179,7 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlx_distill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="teacher -> distil -> predict on the bundled to-do notes")
+    export = sub.add_parser("export", help="Core ML inference + updatable models and manifest from a classifier folder")
+    export.add_argument("student_dir", type=Path, help="Hugging Face-format classifier folder (e.g. from `distill`)")
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.add_argument("--max-length", type=int, default=128, help="fixed input length of the Core ML models")
+    export.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                        help="compute precision (fp16 is checked first and falls back to fp32 when unsafe)")
+    export.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="on-device update optimizer")
+    export.add_argument("--learning-rate", type=float, default=0.01, help="on-device update learning rate")
+    export.add_argument("--update-batch-size", type=int, default=8, help="on-device update mini-batch size")
+    export.add_argument("--update-epochs", type=int, default=10, help="on-device update epochs")
+    export.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    export.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
+    export.set_defaults(run=_cmd_export)
+
+    demo = sub.add_parser("demo", help="teacher -> distil -> export -> predict on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     demo.set_defaults(run=_cmd_demo)
 
@@ -226,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError) as exc:

@@ -7,6 +7,17 @@ from pathlib import Path
 import torch
 import transformers
 
+LABELS = ["business", "sport", "weather"]
+
+TINY_BERT = dict(
+    vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+    max_position_embeddings=64, type_vocab_size=2,
+)
+TINY_MOBILEBERT = dict(
+    vocab_size=120, hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=4,
+    intermediate_size=24, intra_bottleneck_size=16, max_position_embeddings=64, num_feedforward_networks=2,
+)
+
 
 def perturb_(model: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> None:
     """Add noise to every parameter so that no weight sits at its trivial init (ones/zeros)."""

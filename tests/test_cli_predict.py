@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import LABELS
-from hf_models import save_hf_classifier
+from hf_models import LABELS, save_hf_classifier
 from mlx_distill.data import DataError, read_examples
 from mlx_distill.predict import TextClassifier
 

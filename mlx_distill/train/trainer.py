@@ -36,6 +36,9 @@ MakeBatch = Callable[[np.ndarray], dict[str, mx.array]]
 Evaluate = Callable[[], dict[str, object]]
 
 
+_DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
+
+
 @dataclass
 class TrainConfig:
     epochs: float = 3.0
@@ -51,6 +54,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # optimizer steps; 0 = only at the end
     best_metric: str = "accuracy"  # higher is better
     seed: int = 0
+    compute_dtype: str = "float32"  # "float32" | "bfloat16" | "float16": forward/backward precision
     compile: bool = True
     log_every: int = 10
 
@@ -59,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"decay must be linear, cosine or constant, not {self.decay!r}")
         if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs <= 0:
             raise ValueError("batch_size, grad_accum_steps and epochs must be positive")
+        if self.compute_dtype not in _DTYPES:
+            raise ValueError(f"compute_dtype must be one of {sorted(_DTYPES)}, not {self.compute_dtype!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
 
@@ -217,11 +223,23 @@ class Trainer:
     # ---- the step ------------------------------------------------------------------------------
     def build_step_functions(self):
         """(compute grads, apply grads, fused step) — compiled unless ``config.compile`` is off."""
-        grad_fn = nn.value_and_grad(self.module, self.objective)
         clip = self.config.max_grad_norm
+        low_precision = _DTYPES[self.config.compute_dtype]
+        objective = self.objective
+        if low_precision != mx.float32:
+            # Mixed precision: the optimizer keeps fp32 master weights; the forward and backward run
+            # on low-precision casts, and gradients flow back through the casts as fp32.
+            def objective(module, batch):
+                module.update(tree_map(lambda p: p.astype(low_precision), module.trainable_parameters()))
+                return self.objective(module, batch)
+
+        grad_fn = nn.value_and_grad(self.module, objective)
 
         def compute(batch):
+            masters = self.module.trainable_parameters()
             (loss, parts), grads = grad_fn(self.module, batch)
+            if low_precision != mx.float32:
+                self.module.update(masters)  # value_and_grad leaves the casts in the module
             return loss, parts, grads
 
         def apply(grads):

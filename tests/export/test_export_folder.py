@@ -15,13 +15,19 @@ from coremltools.proto import MIL_pb2, Model_pb2
 from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.atomic import staged_directory
 from export.model_folder import ExportInputError
-from export.nn_numpy import predict_classifier
+from export.nnexec.pipelines import load_executor
 from export.pipeline import ExportConfig, export_folder
 from export.shell import load_shell_from_folder
 from export.updatable_rules import lint_spec
 
 transformers = pytest.importorskip("transformers")
 
+
+
+def _predict(spec, inputs):
+    """(label, {label: probability}) from the saved spec, run by the NumPy NeuralNetwork runtime."""
+    outputs = load_executor(spec).predict(inputs)
+    return outputs[spec.description.predictedFeatureName], outputs[spec.description.predictedProbabilitiesName]
 
 def _spec(path: Path) -> Model_pb2.Model:
     return ct.models.MLModel(str(path), skip_model_load=True).get_spec()
@@ -144,7 +150,7 @@ def test_head_file_computes_the_shell_head(bert_export, bert_dir):
         expected = torch.softmax(shell.head(pooled), dim=-1)
     spec = _spec(bert_export.updatable_head_path)
     for row in range(3):
-        label, probs = predict_classifier(spec, {"pooled_embedding": pooled[row].numpy()})
+        label, probs = _predict(spec, {"pooled_embedding": pooled[row].numpy()})
         got = np.array([probs[name] for name in LABELS])
         assert np.abs(got - expected[row].numpy()).max() < 1e-5
         assert label == LABELS[int(expected[row].argmax())]
@@ -352,7 +358,7 @@ def test_export_package_never_imports_mlx():
     import subprocess
     import sys
 
-    code = ("import sys, export.pipeline, export.convert_bin, export.updatable_rules, export.nn_numpy; "
+    code = ("import sys, export.pipeline, export.convert_bin, export.updatable_rules, export.nnexec; "
             "print(sorted(m for m in sys.modules if m == 'mlx' or m.startswith(('mlx.', 'mlx_'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parents[2])

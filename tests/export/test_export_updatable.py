@@ -10,7 +10,7 @@ from coremltools.models import datatypes
 from coremltools.models.neural_network import NeuralNetworkBuilder, SgdParams
 from coremltools.proto import Model_pb2
 
-from export.nn_numpy import predict_classifier
+from export.nnexec.pipelines import load_executor
 from export.update_params import UpdateParams, UpdateParamsError
 from export.updatable_head import HeadNames, build_updatable_head
 from export.updatable_rules import RULES, UpdatableRuleError, check_spec, lint_spec
@@ -18,6 +18,12 @@ from export.updatable_rules import RULES, UpdatableRuleError, check_spec, lint_s
 LABELS = ["negative", "positive", "neutral"]
 E = 12
 
+
+
+def _predict(spec, inputs):
+    """(label, {label: probability}) from the saved spec, run by the NumPy NeuralNetwork runtime."""
+    outputs = load_executor(spec).predict(inputs)
+    return outputs[spec.description.predictedFeatureName], outputs[spec.description.predictedProbabilitiesName]
 
 def _head(params: UpdateParams = UpdateParams(), seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -90,7 +96,7 @@ def test_head_weights_and_prediction_match_torch():
     assert np.array_equal(np.asarray(ip.bias.floatValue, dtype=np.float32), bias)
     pooled = np.random.default_rng(4).normal(size=E).astype(np.float32)
     expected = torch.softmax(torch.from_numpy(weight) @ torch.from_numpy(pooled) + torch.from_numpy(bias), dim=0)
-    label, probs = predict_classifier(spec, {"pooled_embedding": pooled})
+    label, probs = _predict(spec, {"pooled_embedding": pooled})
     assert max(abs(probs[name] - float(expected[i])) for i, name in enumerate(LABELS)) < 1e-6
     assert label == LABELS[int(expected.argmax())]
 

@@ -38,8 +38,8 @@ def test_minilm_teacher_distils_into_small_mobilebert(tmp_path, minilm_dir):
 
     # The student folder is a classifier `predict` reads.
     done = subprocess.run(
-        [sys.executable, "-m", "mlx_distill", "predict", str(tmp_path / "student"), "--json", "--max-length", "40",
-         "Buy bananas and a loaf of bread", "Flight to Oslo leaves at 7, check in online"],
+        [sys.executable, "-m", "mlx_distill", "predict", str(tmp_path / "student"),
+         "Buy bananas and a loaf of bread", "Flight to Oslo leaves at 7, check in online", "--json", "--max-length", "40"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr

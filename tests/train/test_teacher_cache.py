@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import mlx.core as mx
-from conftest import LABELS
-from hf_models import save_hf_classifier
+from hf_models import LABELS, save_hf_classifier
 from mlx_distill.data import Example
 from mlx_distill.models import load_classifier
 from mlx_distill.tokenizer import TextTokenizer

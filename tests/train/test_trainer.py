@@ -135,3 +135,11 @@ def test_schedule_warmup_then_decay():
     assert values[2] == pytest.approx(1.0) and values[3] == pytest.approx(0.5) and values[4] == pytest.approx(0.0)
     cosine = learning_rate_schedule(TrainConfig(learning_rate=1.0, warmup_ratio=0.0, decay="cosine"), 100)
     assert cosine(mx.array(50)).item() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_bfloat16_compute_keeps_fp32_masters_and_learns(tmp_path):
+    config = TrainConfig(epochs=12, batch_size=16, learning_rate=3e-3, compute_dtype="bfloat16", checkpoint_every=0)
+    model, trainer = make_trainer(tmp_path, config, dropout=0.0)
+    result = trainer.fit()
+    assert all(v.dtype == mx.float32 for _, v in tree_flatten(model.parameters()))
+    assert result.best_metrics["accuracy"] >= 0.9
