@@ -166,6 +166,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Shape, parity (Core ML vs PyTorch shell vs MLX), extreme inputs, updatable rules, a simulated
+    on-device update and fp16 range, for an export folder. Exit 0 only when every check passes."""
+    from export.check import run_checks  # torch side
+
+    from mlx_distill.predict import TextClassifier
+
+    manifest_path = args.export_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{manifest_path} is missing; pass a folder written by `python -m mlx_distill export`")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    model_dir = args.model or (Path(manifest["source_model_dir"]) if manifest.get("source_model_dir") else None)
+    reference = None
+    if model_dir is not None and Path(model_dir).exists():
+        reference = TextClassifier(model_dir, max_length=int(manifest["max_length"])).probabilities_for_ids
+    report = run_checks(args.export_dir, model_dir=model_dir, reference=reference, reference_name="mlx")
+    print(report.to_json() if args.json else report.summary())
+    return 0 if report.passed else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlx_distill import demo
     from mlx_distill.data import read_examples
@@ -220,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     export.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
     export.set_defaults(run=_cmd_export)
+
+    check = sub.add_parser("check", help="check an export folder without a Mac (writes check.json)")
+    check.add_argument("export_dir", type=Path, help="folder written by `export`")
+    check.add_argument("--model", type=Path, help="the student folder it was exported from (default: from the manifest)")
+    check.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
+    check.set_defaults(run=_cmd_check)
 
     demo = sub.add_parser("demo", help="teacher -> distil -> export -> predict on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")

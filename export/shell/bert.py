@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from export.shell.common import (
-    FP32_MASK_VALUE,
+    EncoderShell,
+    SequenceClassifierShell,
     AttentionScores,
     ShellConfigError,
-    additive_mask,
     attend,
     make_activation,
     merge_heads,
@@ -189,60 +189,16 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))
 
 
-class BertModel(nn.Module):
+class BertModel(EncoderShell):
     """The encoder (``bert.*`` in a classification checkpoint): ids, mask -> pooled (B, E)."""
 
-    def __init__(self, config: BertShellConfig, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
-        super().__init__()
-        if not 1 <= max_length <= config.max_position_embeddings:
-            raise ShellConfigError(
-                f"max_length {max_length} must be in 1..max_position_embeddings ({config.max_position_embeddings})"
-            )
-        self.max_length = max_length
-        self.mask_value = mask_value
-        self.embeddings = BertEmbeddings(config, max_length)
-        self.encoder = BertEncoder(config, max_length)
-        self.pooler = BertPooler(config)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.embeddings(input_ids)
-        mask = additive_mask(attention_mask, self.max_length, self.mask_value, hidden.dtype)
-        return self.pooler(self.encoder(hidden, mask))
+    embeddings_class = BertEmbeddings
+    encoder_class = BertEncoder
+    pooler_class = BertPooler
 
 
-class BertForSequenceClassificationShell(nn.Module):
-    """``BertForSequenceClassification`` at inference: ids, mask (B, max_length) -> logits (B, C).
-
-    ``pooled`` (encoder view) and ``head`` (classifier view) are exposed separately because the
-    Encoder and UpdatableHead Core ML models are cut at exactly that point.
-    """
+class BertForSequenceClassificationShell(SequenceClassifierShell):
+    """HF ``BertForSequenceClassification`` at inference (see ``SequenceClassifierShell``)."""
 
     base_model_prefix = "bert"
-
-    def __init__(self, config: BertShellConfig, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
-        super().__init__()
-        self.config = config
-        self.max_length = max_length
-        self.bert = BertModel(config, max_length, mask_value)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    @property
-    def base(self) -> nn.Module:
-        return self.bert
-
-    @property
-    def embedding_size(self) -> int:
-        return self.config.hidden_size
-
-    def set_mask_value(self, value: float) -> None:
-        """fp16 graphs need a finite fp16 mask value (see ``common.FP16_MASK_VALUE``)."""
-        self.bert.mask_value = value
-
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.bert(input_ids, attention_mask)
-
-    def head(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(pooled)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pooled(input_ids, attention_mask))
+    encoder_class = BertModel

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -193,6 +195,75 @@ def additive_mask(attention_mask: torch.Tensor, max_length: int, mask_value: flo
     """int (B, L) mask with 1 = real token -> additive (B, 1, 1, L) mask: 0 kept, ``mask_value`` masked."""
     keep = attention_mask.to(dtype)
     return ((1.0 - keep) * mask_value).reshape(-1, 1, 1, max_length)
+
+
+# --- the two levels every architecture shares ---------------------------------------------------
+
+
+class EncoderShell(nn.Module):
+    """ids, mask -> pooled (B, E). Subclasses name their ``embeddings`` / ``encoder`` / ``pooler``
+    classes; the mask is built here, inside the traced graph, from the int attention mask."""
+
+    embeddings_class: type[nn.Module]
+    encoder_class: type[nn.Module]
+    pooler_class: type[nn.Module]
+
+    def __init__(self, config: Any, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
+        super().__init__()
+        if not 1 <= max_length <= config.max_position_embeddings:
+            raise ShellConfigError(
+                f"max_length {max_length} must be in 1..max_position_embeddings ({config.max_position_embeddings})"
+            )
+        self.max_length = max_length
+        self.mask_value = mask_value
+        self.embeddings = self.embeddings_class(config, max_length)
+        self.encoder = self.encoder_class(config, max_length)
+        self.pooler = self.pooler_class(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.embeddings(input_ids)
+        mask = additive_mask(attention_mask, self.max_length, self.mask_value, hidden.dtype)
+        return self.pooler(self.encoder(hidden, mask))
+
+
+class SequenceClassifierShell(nn.Module):
+    """``*ForSequenceClassification`` at inference: ids, mask (B, max_length) -> logits (B, C).
+
+    The encoder lives under ``base_model_prefix`` (``bert`` / ``mobilebert``) so checkpoint names
+    load unchanged. ``pooled`` (encoder view) and ``head`` (classifier view) are exposed separately
+    because the Encoder and UpdatableHead Core ML models are cut at exactly that point.
+    """
+
+    base_model_prefix: str
+    encoder_class: type[EncoderShell]
+
+    def __init__(self, config: Any, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
+        super().__init__()
+        self.config = config
+        self.max_length = max_length
+        setattr(self, self.base_model_prefix, self.encoder_class(config, max_length, mask_value))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    @property
+    def base(self) -> EncoderShell:
+        return getattr(self, self.base_model_prefix)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.config.hidden_size
+
+    def set_mask_value(self, value: float) -> None:
+        """fp16 graphs need a finite fp16 mask value (see ``FP16_MASK_VALUE``)."""
+        self.base.mask_value = value
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.base(input_ids, attention_mask)
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(input_ids, attention_mask))
 
 
 # --- export views -------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from torch.nn import functional as F
 
 from export.shell.bert import _num_labels
 from export.shell.common import (
-    FP32_MASK_VALUE,
+    EncoderShell,
+    SequenceClassifierShell,
     AttentionScores,
     ShellConfigError,
-    additive_mask,
     attend,
     make_activation,
     make_norm,
@@ -308,55 +308,16 @@ class MobileBertPooler(nn.Module):
         return torch.tanh(self.dense(first))
 
 
-class MobileBertModel(nn.Module):
+class MobileBertModel(EncoderShell):
     """The encoder (``mobilebert.*`` in a classification checkpoint): ids, mask -> pooled (B, E)."""
 
-    def __init__(self, config: MobileBertShellConfig, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
-        super().__init__()
-        if not 1 <= max_length <= config.max_position_embeddings:
-            raise ShellConfigError(
-                f"max_length {max_length} must be in 1..max_position_embeddings ({config.max_position_embeddings})"
-            )
-        self.max_length = max_length
-        self.mask_value = mask_value
-        self.embeddings = MobileBertEmbeddings(config, max_length)
-        self.encoder = MobileBertEncoder(config, max_length)
-        self.pooler = MobileBertPooler(config)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.embeddings(input_ids)
-        mask = additive_mask(attention_mask, self.max_length, self.mask_value, hidden.dtype)
-        return self.pooler(self.encoder(hidden, mask))
+    embeddings_class = MobileBertEmbeddings
+    encoder_class = MobileBertEncoder
+    pooler_class = MobileBertPooler
 
 
-class MobileBertForSequenceClassificationShell(nn.Module):
-    """``MobileBertForSequenceClassification`` at inference: ids, mask (B, max_length) -> logits."""
+class MobileBertForSequenceClassificationShell(SequenceClassifierShell):
+    """HF ``MobileBertForSequenceClassification`` at inference (see ``SequenceClassifierShell``)."""
 
     base_model_prefix = "mobilebert"
-
-    def __init__(self, config: MobileBertShellConfig, max_length: int, mask_value: float = FP32_MASK_VALUE) -> None:
-        super().__init__()
-        self.config = config
-        self.max_length = max_length
-        self.mobilebert = MobileBertModel(config, max_length, mask_value)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    @property
-    def base(self) -> nn.Module:
-        return self.mobilebert
-
-    @property
-    def embedding_size(self) -> int:
-        return self.config.hidden_size
-
-    def set_mask_value(self, value: float) -> None:
-        self.mobilebert.mask_value = value
-
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.mobilebert(input_ids, attention_mask)
-
-    def head(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(pooled)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pooled(input_ids, attention_mask))
+    encoder_class = MobileBertModel

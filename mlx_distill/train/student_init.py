@@ -12,12 +12,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 
-from mlx_distill.models import MobileBertConfig, SequenceClassifier, build_classifier, load_classifier, read_config
+from mlx_distill.models import MobileBertConfig, SequenceClassifier, build_classifier, load_classifier
 
 STUDENT_PRESETS: dict[str, dict[str, object]] = {
     # The published MobileBERT (24 layers, 25M parameters).

@@ -28,7 +28,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from mlx_distill.fileio import atomic_write, atomic_write_json
+from mlx_distill.fileio import atomic_write
 from mlx_distill.train.batching import BatchOrder
 
 Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
