@@ -7,10 +7,10 @@ Callers hold an ``MLModel`` (coremltools), a ``Model_pb2.Model`` spec, or a path
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
+from export.atomic import write_bytes_atomic
 from export.nnexec.errors import UnsupportedModelError
 
 NN_TYPES = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
@@ -65,22 +65,11 @@ def pipeline_models(spec: Any) -> list:
 def save_spec_atomic(spec: Any, path: ModelLike) -> Path:
     """Write ``spec`` to ``path`` (a ``.mlmodel`` file) so a reader never sees half a file.
 
-    Serialised to a temporary file in the same folder, flushed, then renamed over the target.
+    Serialised to a temporary file in the same folder, fsynced, then renamed over the target.
     """
     target = Path(path)
     if target.suffix != ".mlmodel":
         raise ValueError(f"updatable models are shipped as .mlmodel files, got {target.name!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = spec.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(target, spec.SerializeToString())
     return target
