@@ -295,7 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
+    if extra:
+        # argparse stops filling `predict`'s texts at the first option; texts after options are still texts.
+        if args.command == "predict" and not any(e.startswith("-") for e in extra):
+            args.texts = [*args.texts, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError) as exc:

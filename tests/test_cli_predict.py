@@ -39,7 +39,8 @@ def test_predict_json_matches_transformers(classifier_dir, tmp_path):
 
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text(TEXTS[2] + "\n\n")
-    done = _run("predict", str(classifier_dir), *TEXTS[:2], "--file", str(texts_file), "--json", "--max-length", "32")
+    # Texts may come before and after the options.
+    done = _run("predict", str(classifier_dir), TEXTS[0], "--file", str(texts_file), "--json", "--max-length", "32", TEXTS[1])
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["text"] for r in rows] == TEXTS
