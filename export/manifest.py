@@ -8,7 +8,7 @@ than restating intentions means the manifest cannot drift from what Core ML enfo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import coremltools as ct
 
@@ -27,8 +27,13 @@ def describe_saved_model(path: Path) -> dict[str, Any]:
 def build_manifest(*, model_type: str, labels: list[str], max_length: int, embedding_size: int,
                    tokenizer: Mapping[str, Any], precision: Mapping[str, Any],
                    files: Mapping[str, Path], extra: Mapping[str, Mapping[str, Any]],
-                   skipped: Mapping[str, str], versions: Mapping[str, str]) -> dict[str, Any]:
-    """Assemble the manifest; ``files`` maps a role (classifier, encoder, ...) to its saved path."""
+                   skipped: Mapping[str, str], versions: Mapping[str, str],
+                   source_model_dir: Optional[str] = None) -> dict[str, Any]:
+    """Assemble the manifest; ``files`` maps a role (classifier, encoder, ...) to its saved path.
+
+    ``source_model_dir`` (absolute) is the Hugging Face folder exported; ``python -m export.check``
+    reloads the PyTorch shell from it for parity checks.
+    """
     models: dict[str, Any] = {}
     for role, path in files.items():
         entry = {"file": path.name, **describe_saved_model(path)}
@@ -37,6 +42,7 @@ def build_manifest(*, model_type: str, labels: list[str], max_length: int, embed
     return {
         "format": MANIFEST_FORMAT,
         "model_type": model_type,
+        "source_model_dir": source_model_dir,
         "max_length": max_length,
         "labels": list(labels),
         "num_labels": len(labels),

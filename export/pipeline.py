@@ -226,6 +226,7 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             extra=extra,
             skipped=skipped,
             versions=_versions(),
+            source_model_dir=str(folder.path.resolve()),
         )
         manifest["decisions"] = decisions
         manifest["update_config"] = {
