@@ -1,0 +1,170 @@
+"""Check 6, fp16: would these NeuralNetworks overflow or go NaN in half precision?
+
+``export.nnexec.fp16.fp16_report`` runs each spec in fp32 and emulated fp16 on the check texts and
+names the first overflowing / NaN layer. Models: the Classifier's NeuralNetwork twin built with the
+fp16 attention mask (the graph an fp16 export ships), UpdatablePipeline.mlmodel and
+UpdatableHead.mlmodel as saved (a NeuralNetwork may run in fp16 on GPU/ANE).
+
+The check fails only where the manifest says fp16 is used - ``precision.used == "fp16"`` for the
+Classifier twin and the head, ``recommended_compute_units == "all"`` for the pipeline - and the
+emulation finds a real problem. One overflow is not a problem: attention logits plus the finite
+fp16 mask value (-65504) exceed 65504 at padded positions and saturate to -inf, which a softmax maps
+to exactly 0. An overflow is excused only when all its overflowing values are negative and every
+consumer of that blob is a softmax, and only if no layer produces NaN and the outputs stay finite
+and within ``fp16_tolerance`` of fp32; everything else counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from export.check.context import CheckContext, Unavailable, describe_exception
+from export.check.report import CheckResult
+from export.check.runners import feed
+from export.nnexec.weights import FP16_MAX
+
+NAME = "fp16"
+_SOFTMAX = {"softmax", "softmaxND"}
+
+
+def _networks(spec) -> list[tuple[str, Any]]:
+    """(blob prefix, NeuralNetwork message) for a NN or each stage of a pipeline."""
+    from export.nnexec.spec_io import PIPELINE_TYPES, model_type, network_of, pipeline_models
+
+    if model_type(spec) in PIPELINE_TYPES:
+        return [(f"{i}/", network_of(stage)) for i, stage in enumerate(pipeline_models(spec))]
+    return [("", network_of(spec))]
+
+
+def _saturating(spec, samples: list, layer_names: list[str]) -> dict[str, bool]:
+    """For each overflowing layer: are its overflows only negative values feeding softmax layers?"""
+    from export.nnexec.pipelines import load_executor
+
+    layers, consumers = {}, {}
+    for prefix, network in _networks(spec):
+        for layer in network.layers:
+            layers[prefix + layer.name] = (prefix, layer)
+            for blob in layer.input:
+                consumers.setdefault(prefix + blob, set()).add(layer.WhichOneof("layer"))
+    half = load_executor(spec, "fp16")
+    blobs_per_sample = [half.run(sample, keep_blobs=True).blobs for sample in samples]
+    verdict = {}
+    for name in layer_names:
+        prefix, layer = layers[name.split(" ")[0]]
+        ok = True
+        for out in layer.output:
+            if not consumers.get(prefix + out, set()) or not consumers[prefix + out] <= _SOFTMAX:
+                ok = False
+            for blobs in blobs_per_sample:
+                value = blobs.get(prefix + out)
+                if value is None:
+                    continue
+                over = value[np.abs(value) > FP16_MAX]
+                if over.size and (over > 0).any():
+                    ok = False
+        verdict[name] = ok
+    return verdict
+
+
+def _judge(spec, samples: list, tolerance: float) -> dict[str, Any]:
+    from export.nnexec.fp16 import fp16_report
+
+    report = fp16_report(spec, samples, max_output_diff=tolerance)
+    excused = {}
+    if report.overflow_layers and not report.nan_layers and report.outputs_finite:
+        excused = _saturating(spec, samples, list(report.overflow_layers))
+    problems = [f"overflow at {name}" for name in report.overflow_layers if not excused.get(name)]
+    problems += [f"NaN at {name}" for name in report.nan_layers[:1]]
+    problems += [f"mean square entering {name} exceeds {FP16_MAX:g}" for name in report.internal_risk_layers[:1]]
+    problems += [f"weights beyond fp16 range in {name}" for name in report.overflowing_weights[:1]]
+    if not report.outputs_finite:
+        problems.append("fp16 outputs are not finite")
+    elif report.output_max_abs_diff > tolerance:
+        problems.append(f"fp16 outputs differ from fp32 by {report.output_max_abs_diff:.3g} > {tolerance:g}")
+    return {
+        "safe": not problems,
+        "problems": problems,
+        "report_safe": report.safe,
+        "report_reason": report.reason,
+        "first_overflow_layer": report.first_overflow_layer,
+        "first_nan_layer": report.first_nan_layer,
+        "overflow_layers": list(report.overflow_layers),
+        "saturating_overflows_excused": [name for name, ok in excused.items() if ok],
+        "nan_layers": list(report.nan_layers),
+        "max_abs_activation": report.max_abs_activation,
+        "max_abs_layer": report.max_abs_layer,
+        "output_max_abs_diff": report.output_max_abs_diff,
+        "outputs_finite": report.outputs_finite,
+        "labels_agree": report.labels_agree,
+        "samples": report.samples,
+    }
+
+
+def _target(ctx: CheckContext, role: str) -> tuple[str, Any, list, bool, str]:
+    """(display name, spec, samples, fp16 claimed, why) for one role's NeuralNetwork."""
+    tokens = ctx.tokens()
+    used = ctx.precision_used == "fp16"
+    entry = ctx.entry(role)
+    if role == "updatable_head":
+        pooled = ctx.head_encoder().pooled(tokens.input_ids, tokens.attention_mask)
+        feature = entry["inputs"][0]
+        samples = [feed([feature], {feature["name"]: row}, entry["file"]) for row in pooled]
+    else:
+        samples = [feed(entry["inputs"], {"input_ids": i, "attention_mask": m}, entry["file"])
+                   for i, m in zip(tokens.input_ids, tokens.attention_mask)]
+    if role == "classifier":
+        return (f"{entry['file']} (NeuralNetwork twin, fp16 mask)", ctx.twin("classifier", "fp16"), samples, used,
+                f"precision.used = {ctx.precision_used}")
+    if role == "updatable_pipeline":
+        units = entry.get("recommended_compute_units", "cpuOnly")
+        return entry["file"], ctx.spec(role), samples, units == "all" or used, f"recommended_compute_units = {units}"
+    return entry["file"], ctx.spec(role), samples, used, f"precision.used = {ctx.precision_used}"
+
+
+def check_fp16(ctx: CheckContext) -> CheckResult:
+    try:
+        ctx.need_manifest()
+        ctx.tokens()
+    except Unavailable as exc:
+        return CheckResult(NAME, None, str(exc))
+    except Exception as exc:
+        return CheckResult(NAME, False, f"cannot tokenise the check texts: {describe_exception(exc)}")
+    details: dict[str, Any] = {"tolerance": ctx.config.fp16_tolerance, "models": {}, "skipped": {}}
+    failures, lines = [], []
+    manifest = ctx.manifest
+    roles = [r for r in ("classifier", "updatable_pipeline", "updatable_head") if r in manifest["models"]]
+    for role in roles:
+        try:
+            name, spec, samples, claimed, why = _target(ctx, role)
+        except Unavailable as exc:
+            details["skipped"][role] = str(exc)
+            continue
+        except Exception as exc:  # an unreadable file fails the shape/lint/update checks; nothing to emulate here
+            details["skipped"][role] = f"cannot emulate: {describe_exception(exc)}"
+            continue
+        try:
+            verdict = _judge(spec, samples, ctx.config.fp16_tolerance)
+        except Exception as exc:
+            details["models"][name] = {"error": describe_exception(exc), "fp16_claimed": claimed}
+            if claimed:
+                failures.append(f"{name}: fp16 emulation failed: {describe_exception(exc)}")
+            continue
+        verdict.update(fp16_claimed=claimed, claimed_because=why)
+        details["models"][name] = verdict
+        if verdict["safe"]:
+            extra = (f" ({len(verdict['saturating_overflows_excused'])} mask-saturation overflow(s) into softmax excused)"
+                     if verdict["saturating_overflows_excused"] else "")
+            lines.append(f"{name}: fp16 safe, drift {verdict['output_max_abs_diff']:.2g}{extra}")
+        elif claimed:
+            failures.append(f"{name}: manifest says fp16 is used ({why}) but the emulation finds "
+                            + "; ".join(verdict["problems"]))
+        else:
+            lines.append(f"{name}: fp16 would be unsafe ({'; '.join(verdict['problems'])}); fp16 not used ({why})")
+    if failures:
+        return CheckResult(NAME, False, "; ".join(failures), details)
+    if not details["models"]:
+        return CheckResult(NAME, None, "; ".join(f"{k}: {v}" for k, v in details["skipped"].items())
+                           or "no NeuralNetwork to emulate", details)
+    return CheckResult(NAME, True, f"precision used {ctx.precision_used}; " + "; ".join(lines), details)

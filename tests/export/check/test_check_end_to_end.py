@@ -1,0 +1,140 @@
+"""run_checks on real exports of tiny random BERT / MobileBERT students: everything passes, with numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export_test_utils import LABELS, MAX_LENGTH, WORDS
+
+from export.check import CHECK_JSON, CheckConfig, run_checks
+
+ALL = ["shape", "parity", "parity-reference", "extreme-inputs", "updatable-lint", "simulated-update", "fp16"]
+
+
+def _statuses(report) -> dict:
+    return {c.name: c.status for c in report.checks}
+
+
+def test_bert_export_passes_every_check_including_mlx(bert_export, bert_dir, copy_export):
+    from mlx_distill.predict import TextClassifier
+
+    folder = copy_export(bert_export)
+    mlx = TextClassifier(bert_dir, max_length=MAX_LENGTH)
+    report = run_checks(folder, reference=mlx.probabilities_for_ids, reference_name="mlx")
+    assert _statuses(report) == {name: "PASS" for name in ALL}, report.summary()
+    assert report.passed
+    # the student folder came from the manifest's source_model_dir
+    assert report.model_dir == Path(bert_dir).resolve()
+
+    parity = report.get("parity").details
+    assert parity["baseline"].startswith("PyTorch shell") and parity["texts"] == 8
+    assert parity["truncated_texts"] >= 1  # the long default sentence exceeds max_length 16
+    rows = {row["artefact"]: row for row in parity["comparisons"]}
+    assert set(rows) == {"Classifier.mlpackage", "UpdatablePipeline.mlmodel", "UpdatableHead.mlmodel"}
+    for row in rows.values():
+        assert row["max_abs_diff"] <= 1e-4 and row["argmax_agree"] == 8, row
+    assert "twin" in rows["Classifier.mlpackage"]["via"]
+    assert any("NeuralNetwork twin" in note for note in parity["notes"])
+    assert "Encoder.mlpackage" in rows["UpdatableHead.mlmodel"]["via"]
+    assert parity["encoder"]["artefact"] == "Encoder.mlpackage" and parity["encoder"]["max_abs_diff"] <= 1e-4
+
+    reference = report.get("parity-reference").details
+    assert {r["artefact"] for r in reference["comparisons"]} == set(rows) | {"PyTorch shell"}
+    assert all(r["max_abs_diff"] <= 1e-4 for r in reference["comparisons"])
+
+    extremes = report.get("extreme-inputs").details["cases"]
+    assert set(extremes) == {"all_zeros", "all_padding", "cls_sep_only", "max_length", "random_ids", "out_of_vocabulary"}
+    padding = extremes["all_padding"]["results"]
+    assert set(padding) == {"PyTorch shell", "Classifier.mlpackage", "UpdatableHead.mlmodel",
+                            "UpdatablePipeline.mlmodel", "mlx"}
+    for result in padding.values():
+        assert result["finite"] and result["max_sum_error"] <= 1e-4
+    oov = extremes["out_of_vocabulary"]["results"]
+    assert [r["raised"] for r in oov["mlx"]["rows"]] == [True, True, True]
+    assert "token ids must be in [0, 66)" in oov["mlx"]["rows"][0]["error"]
+    assert oov["PyTorch shell"]["passed"] is None and "refuses it" in oov["PyTorch shell"]["rows"][0]["behaviour"]
+    assert f"index {len(WORDS)} outside" in oov["UpdatablePipeline.mlmodel"]["behaviour"]
+
+    update = report.get("simulated-update").details["files"]
+    for name in ("UpdatableHead.mlmodel", "UpdatablePipeline.mlmodel"):
+        record = update[name]
+        assert len(record["epoch_losses"]) == 3  # the model's own epochs (ExportConfig(epochs=3))
+        assert record["final_loss"] < record["initial_loss"]
+        assert record["optimizer"] == "sgd" and record["examples"] == 8
+        assert set(record["targets"]) <= set(LABELS)
+        assert all(t != p for t, p in zip(record["targets"], record["predicted_before"]))
+    assert update["UpdatableHead.mlmodel"]["inputs_from"] == "Encoder.mlpackage"
+
+    lint = report.get("updatable-lint").details["files"]
+    assert lint == {"UpdatableHead.mlmodel": {"violations": []}, "UpdatablePipeline.mlmodel": {"violations": []}}
+
+    fp16 = report.get("fp16").details["models"]
+    assert fp16["UpdatablePipeline.mlmodel"]["fp16_claimed"] is True  # recommended_compute_units "all"
+    for verdict in fp16.values():
+        assert verdict["safe"] and verdict["outputs_finite"] and not verdict["nan_layers"]
+        assert verdict["output_max_abs_diff"] <= 0.05
+
+    written = json.loads((folder / CHECK_JSON).read_text())
+    assert written == json.loads(report.to_json())
+    assert written["passed"] is True and written["counts"] == {"PASS": 7, "FAIL": 0, "SKIP": 0}
+    summary = report.summary().splitlines()
+    assert [line.split()[:2] for line in summary[1:8]] == [["PASS", name] for name in ALL]
+
+
+def test_mobilebert_fp16_export_passes_without_a_reference(mobilebert_fp16_export, copy_export, tmp_path):
+    folder = copy_export(mobilebert_fp16_export)
+    out = tmp_path / "reports" / "mobilebert.json"
+    report = run_checks(folder, config=CheckConfig(update_epochs=5), output_path=out)
+    assert report.passed, report.summary()
+    statuses = _statuses(report)
+    assert statuses.pop("parity-reference") == "SKIP"
+    assert statuses == {name: "PASS" for name in ALL if name != "parity-reference"}
+    assert "python -m mlx_distill check" in report.get("parity-reference").message
+    assert out.is_file() and not (folder / CHECK_JSON).exists()
+
+    rows = {row["artefact"]: row for row in report.get("parity").details["comparisons"]}
+    assert set(rows) == {"Classifier.mlpackage", "UpdatableHead.mlmodel"}  # no pipeline in this export
+    assert max(row["max_abs_diff"] for row in rows.values()) <= 1e-4
+
+    fp16 = report.get("fp16").details["models"]
+    twin = fp16["Classifier.mlpackage (NeuralNetwork twin, fp16 mask)"]
+    assert twin["fp16_claimed"] is True and twin["safe"]
+    # the finite fp16 mask saturates padded attention logits to -inf; only softmax layers consume them
+    assert twin["saturating_overflows_excused"] == twin["overflow_layers"] != []
+    update = report.get("simulated-update").details["files"]["UpdatableHead.mlmodel"]
+    assert update["optimizer"] == "adam" and len(update["epoch_losses"]) == 5
+    assert update["final_loss"] < update["initial_loss"]
+
+
+def test_without_the_source_model_the_shell_and_twins_are_skipped_with_the_reason(bert_export, copy_export):
+    folder = copy_export(bert_export)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["source_model_dir"] = str(folder / "moved-away")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report = run_checks(folder, config=CheckConfig(only=("parity", "extreme-inputs", "fp16")))
+    assert report.passed, report.summary()
+    assert report.model_dir is None and "no longer exists" in report.notes[0]
+    parity = report.get("parity")
+    assert parity.details["baseline"].startswith("UpdatablePipeline.mlmodel")
+    assert "not checked: Classifier.mlpackage" in parity.message and "Encoder.mlpackage" in parity.message
+    assert "no longer exists" in parity.details["skipped"]["shell"]
+    assert "NeuralNetwork twin" in parity.details["skipped"]["classifier"]
+    # the head is fed by the pipeline's frozen encoder stage instead
+    (row,) = parity.details["comparisons"]
+    assert row["artefact"] == "UpdatableHead.mlmodel" and "encoder stage" in row["via"] and row["max_abs_diff"] <= 1e-6
+    assert set(report.get("extreme-inputs").details["artefacts"]) == {"updatable_head", "updatable_pipeline"}
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown checks"):
+        CheckConfig(only=("shapes",))
+    with pytest.raises(ValueError, match="update_epochs"):
+        CheckConfig(update_epochs=0)
+    with pytest.raises(ValueError, match="no non-empty text"):
+        CheckConfig(texts=["  "])
+    assert len(CheckConfig().check_texts) == 8
+    assert np.unique([len(t) for t in CheckConfig().check_texts]).size == 8
