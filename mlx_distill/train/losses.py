@@ -62,8 +62,9 @@ def attention_kl(student: mx.array, teacher: mx.array, mask: mx.array) -> mx.arr
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> dict[int, int]:
-    """Student layer i (1-based, 0 = embeddings) -> teacher layer round(i * T / S): spread evenly,
-    last maps to last. Indices address ``hidden_states`` lists, where 0 is the embedding output."""
+    """Student layer i (1-based, 0 = embeddings) -> teacher layer round(i * T / S) (at least 1):
+    spread evenly, last maps to last; a student deeper than its teacher shares teacher layers.
+    Indices address ``hidden_states`` lists, where 0 is the embedding output."""
     if student_layers < 1 or teacher_layers < 1:
         raise ValueError("both models need at least one layer")
-    return {i: round(i * teacher_layers / student_layers) for i in range(1, student_layers + 1)}
+    return {i: max(1, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)}

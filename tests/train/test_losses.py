@@ -86,3 +86,4 @@ def test_uniform_layer_map():
     assert losses.uniform_layer_map(4, 12) == {1: 3, 2: 6, 3: 9, 4: 12}
     assert losses.uniform_layer_map(4, 6) == {1: 2, 2: 3, 3: 4, 4: 6}
     assert losses.uniform_layer_map(2, 2) == {1: 1, 2: 2}
+    assert losses.uniform_layer_map(4, 2) == {1: 1, 2: 1, 3: 2, 4: 2}  # deeper student than teacher
