@@ -40,6 +40,16 @@ def _command(root, out):
             "--checkpoint-every", "10", "--eval-every", "25", "--lr", "1e-3"]
 
 
+def _checkpoint_step(training) -> int:
+    """Step of the newest complete checkpoint (a kill may land between the two renames of a save)."""
+    for folder in ("checkpoint", ".checkpoint-old"):
+        try:
+            return json.loads((training / folder / "trainer.json").read_text())["step"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+    return -1
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_matches_uninterrupted(setup):
     root = setup
@@ -47,14 +57,14 @@ def test_sigkill_then_rerun_matches_uninterrupted(setup):
     assert full.returncode == 0, full.stderr
 
     crashing = subprocess.Popen(_command(root, root / "crash"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = root / "crash" / "training" / "checkpoint" / "trainer.json"
+    training = root / "crash" / "training"
     deadline = time.time() + 300
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 60):
+    while time.time() < deadline and _checkpoint_step(training) < 60:
         time.sleep(0.05)
     crashing.send_signal(signal.SIGKILL)
     crashing.wait()
     assert crashing.returncode == -signal.SIGKILL
-    killed_at = json.loads(state.read_text())["step"]
+    killed_at = _checkpoint_step(training)
     assert 60 <= killed_at < 120, killed_at  # it really died mid-run (120 steps in all)
     assert not (root / "crash" / "model.safetensors").exists()
 

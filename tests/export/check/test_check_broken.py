@@ -136,3 +136,22 @@ def test_update_epochs_outside_the_models_allowed_set_fails(bert_export, copy_ex
     report = run_checks(folder, config=CheckConfig(update_epochs=4, only=("simulated-update",)))
     (check,) = report.checks
     assert check.passed is False and "epochs=4 is not in the model's allowed set" in check.message
+
+
+def test_a_classifier_from_another_model_is_caught_by_its_weights(bert_export, mobilebert_fp16_export, copy_export):
+    """Off macOS the Classifier runs as a twin built from the source model, so the swapped file's
+    numbers cannot differ; its weight file gives it away."""
+    import shutil
+
+    folder = copy_export(bert_export)
+    shutil.rmtree(folder / "Classifier.mlpackage")
+    shutil.copytree(mobilebert_fp16_export.out_dir / "Classifier.mlpackage", folder / "Classifier.mlpackage")
+    report = run_checks(folder)
+    parity = report.get("parity")
+    assert parity.passed is False
+    assert "Classifier.mlpackage: 38 of 38 source tensors are not in its weights" in parity.message
+    assert "bert.embeddings.word_embeddings.weight" in parity.message and "was it exported from" in parity.message
+    twin = next(r for r in parity.details["comparisons"] if r["artefact"] == "Classifier.mlpackage")
+    assert twin["max_abs_diff"] <= 1e-4  # the twin alone cannot tell
+    assert parity.details["weights"]["Encoder.mlpackage"]["passed"]
+    assert "Classifier.mlpackage: compute_precision: manifest 'fp32' vs model 'fp16'" in report.get("shape").message

@@ -41,6 +41,10 @@ def test_bert_export_passes_every_check_including_mlx(bert_export, bert_dir, cop
     assert any("NeuralNetwork twin" in note for note in parity["notes"])
     assert "Encoder.mlpackage" in rows["UpdatableHead.mlmodel"]["via"]
     assert parity["encoder"]["artefact"] == "Encoder.mlpackage" and parity["encoder"]["max_abs_diff"] <= 1e-4
+    # the ML Programs hold the source model's own tensors (byte for byte, fp32 here)
+    weights = parity["weights"]
+    assert weights["Classifier.mlpackage"]["found"] == weights["Classifier.mlpackage"]["expected"] == 38
+    assert weights["Encoder.mlpackage"]["found"] == 37  # no classifier.weight in the encoder
 
     reference = report.get("parity-reference").details
     assert {r["artefact"] for r in reference["comparisons"]} == set(rows) | {"PyTorch shell"}
@@ -99,6 +103,8 @@ def test_mobilebert_fp16_export_passes_without_a_reference(mobilebert_fp16_expor
     rows = {row["artefact"]: row for row in report.get("parity").details["comparisons"]}
     assert set(rows) == {"Classifier.mlpackage", "UpdatableHead.mlmodel"}  # no pipeline in this export
     assert max(row["max_abs_diff"] for row in rows.values()) <= 1e-4
+    weights = report.get("parity").details["weights"]["Classifier.mlpackage"]  # stored as fp16 in this export
+    assert weights["passed"] and weights["found"] == weights["expected"] > 50
 
     fp16 = report.get("fp16").details["models"]
     twin = fp16["Classifier.mlpackage (NeuralNetwork twin, fp16 mask)"]
