@@ -79,6 +79,30 @@ def _embedding_parity(ctx: CheckContext) -> Optional[dict]:
             "passed": bool(np.isfinite(diff) and diff <= ctx.config.tolerance * scale)}
 
 
+def _weights_provenance(ctx: CheckContext) -> dict[str, dict]:
+    """For each ML Program: are the source model's tensors in its weight file? (needs the shell)"""
+    from export.check.weights import source_tensors_in_package
+
+    try:
+        state = ctx.shell().state_dict()
+    except Exception:
+        return {}
+    out = {}
+    for role, skip in (("classifier", ()), ("encoder", ("classifier.",))):
+        try:
+            spec = ctx.spec(role)
+        except Exception:
+            continue  # absent (skipped at export) or unreadable: reported by the shape check
+        if spec.WhichOneof("Type") != "mlProgram":
+            continue
+        name = ctx.file_name(role)
+        try:
+            out[name] = source_tensors_in_package(ctx.export_dir / name, spec, state, skip)
+        except Exception as exc:
+            out[name] = {"passed": False, "error": f"cannot read its weights: {describe_exception(exc)}"}
+    return out
+
+
 def check_parity(ctx: CheckContext) -> CheckResult:
     try:
         tokens = ctx.tokens()
@@ -125,6 +149,13 @@ def check_parity(ctx: CheckContext) -> CheckResult:
         if not embedding["passed"]:
             failures.append(f"{embedding['artefact']}: " + (embedding.get("error") or
                             f"pooled embedding max |Δ| {_fmt(embedding['max_abs_diff'])} > {tol:g} x {embedding['scale']:.3g}"))
+    details["weights"] = _weights_provenance(ctx)
+    for name, found in details["weights"].items():
+        if not found["passed"]:
+            failures.append(f"{name}: " + (found.get("error") or
+                            f"{len(found['missing'])} of {found['expected']} source tensors are not in its weights "
+                            f"({', '.join(found['missing'][:3])}{'...' if len(found['missing']) > 3 else ''}); "
+                            f"was it exported from {ctx.model_dir}?"))
     numbers = ", ".join(f"{r['artefact']} {_fmt(r['max_abs_diff'])}" for r in details["comparisons"] if "max_abs_diff" in r)
     worst = max((r["max_abs_diff"] for r in details["comparisons"] if "max_abs_diff" in r), default=float("nan"))
     details["max_abs_diff"] = worst
@@ -133,6 +164,9 @@ def check_parity(ctx: CheckContext) -> CheckResult:
     via = " (ML Programs through their NeuralNetwork twins)" if ctx.uses_twin() and "classifier" in dict(runners) else ""
     if embedding is not None:
         numbers += f"; {embedding['artefact']} pooled max |Δ| {_fmt(embedding['max_abs_diff'])}"
+    if details["weights"]:
+        numbers += "; weights " + ", ".join(f"{name} {w['found']}/{w['expected']} source tensors"
+                                            for name, w in details["weights"].items())
     not_checked = [_display(ctx, key) for key in skipped if key != "shell" and key in ctx.manifest["models"]]
     if embedding is None and "encoder" in ctx.manifest["models"]:
         not_checked.append(_display(ctx, "encoder"))
