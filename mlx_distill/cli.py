@@ -144,8 +144,20 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_coremltools() -> None:
+    """coremltools logs import-time warnings that do not apply to us on Linux (no Core ML runtime
+    proxies, an untested-but-verified torch version, sklearn) and draws tqdm bars per conversion
+    pass; our commands report what matters themselves. Must run before coremltools is imported."""
+    import logging
+    import os
+
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     # The torch / coremltools side; imported here only, so no other command pays for it.
+    _quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
     config = ExportConfig(
@@ -169,6 +181,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     """Shape, parity (Core ML vs PyTorch shell vs MLX), extreme inputs, updatable rules, a simulated
     on-device update and fp16 range, for an export folder. Exit 0 only when every check passes."""
+    _quiet_coremltools()
     from export.check import run_checks  # torch side
 
     from mlx_distill.predict import TextClassifier
@@ -199,28 +212,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     device = select_device()
     train, test = read_examples(demo.TRAIN_FILE), read_examples(demo.TEST_FILE)
     out = args.out
-    print(f"[1/4] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
+    print(f"[1/5] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
     teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
     teacher = fine_tune_teacher(demo.minilm_dir(), train, test, out / "teacher", teacher_cfg)
     _print_eval("teacher", teacher)
     # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
     preset = "tiny" if device == "cpu" else "mobilebert-4l"
-    print(f"[2/4] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
+    print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
     distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
     student = distill(out / "teacher", train, test, out / "student", StudentSpec(init="teacher", preset=preset), distill_cfg)
     _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
-    print("[3/4] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
+    print("[3/5] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
+    _quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder  # torch side, only now
 
     exported = export_folder(out / "student", out / "coreml", ExportConfig(max_length=48))
     for kind, path in exported.files.items():
         print(f"  {kind:<20} {path}")
-    print("[4/4] predict with the student:", file=sys.stderr)
+    print("[4/5] check: shapes, parity, extreme inputs, updatable rules, simulated update, fp16", file=sys.stderr)
+    from export.check import run_checks
+
     classifier = TextClassifier(out / "student", max_length=48)
+    report = run_checks(out / "coreml", model_dir=out / "student", reference=classifier.probabilities_for_ids)
+    print(report.summary())
+    print("[5/5] predict with the student:", file=sys.stderr)
     for prediction in classifier.predict(demo.SAMPLE_NOTES):
         print(f"  {prediction.label:<9} {prediction.probs[prediction.label]:.2f}  {prediction.text}")
-    print(f"student folder (Hugging Face format): {out / 'student'}")
-    return 0
+    print(f"student folder (Hugging Face format): {out / 'student'}; Core ML files: {out / 'coreml'}")
+    return 0 if report.passed else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
     check.set_defaults(run=_cmd_check)
 
-    demo = sub.add_parser("demo", help="teacher -> distil -> export -> predict on the bundled to-do notes")
+    demo = sub.add_parser("demo", help="teacher -> distil -> export -> check -> predict on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     demo.set_defaults(run=_cmd_demo)
 
