@@ -47,6 +47,23 @@ def save_hf_classifier(kind: str, out: Path, labels: list[str], seed: int = 0, *
     return model
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def save_real_vocab_bert(out: Path, labels: list[str], minilm_dir: Path, layers: int = 2) -> Path:
+    """A tiny random BERT classifier over the real uncased WordPiece vocabulary (30522 tokens), with
+    all-MiniLM-L6-v2's tokenizer files beside it: a teacher that real texts can be fed to."""
+    save_hf_classifier("bert", out, labels, vocab_size=30522, hidden_size=32, num_hidden_layers=layers,
+                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
+    copy_tokenizer(minilm_dir, out)
+    return out
+
+
+def copy_tokenizer(source: Path, out: Path) -> None:
+    for name in TOKENIZER_FILES:
+        (out / name).write_bytes((source / name).read_bytes())
+
+
 def padded_batch(vocab_size: int, lengths: list[int], max_length: int, seed: int = 0):
     """Random ids with [CLS]=1-ish starts and zero padding; returns (ids, mask) as int64 torch tensors."""
     gen = torch.Generator().manual_seed(seed)

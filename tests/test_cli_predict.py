@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_models import LABELS, save_hf_classifier
+from hf_models import LABELS, copy_tokenizer, save_hf_classifier
 from mlx_distill.data import DataError, read_examples
 from mlx_distill.predict import TextClassifier
 
@@ -25,8 +25,7 @@ def classifier_dir(tmp_path_factory, minilm_dir):
         "mobilebert", folder, LABELS, vocab_size=30522, hidden_size=32, embedding_size=16, num_hidden_layers=1,
         num_attention_heads=2, intermediate_size=24, intra_bottleneck_size=16, num_feedforward_networks=1,
     )
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        (folder / name).write_bytes((minilm_dir / name).read_bytes())
+    copy_tokenizer(minilm_dir, folder)
     return folder
 
 

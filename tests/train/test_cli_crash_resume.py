@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import mlx_distill
-from hf_models import save_hf_classifier
+from hf_models import save_real_vocab_bert
 
 DEMO = os.path.join(os.path.dirname(mlx_distill.__file__), "demo", "data", "train.jsonl")
 
@@ -25,11 +25,7 @@ def setup(tmp_path, minilm_dir):
     rows = [json.loads(line) for line in open(DEMO, encoding="utf-8")][:48]
     labels = sorted({r["label"] for r in rows})
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    teacher = tmp_path / "teacher"
-    save_hf_classifier("bert", teacher, labels, vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        (teacher / name).write_bytes((minilm_dir / name).read_bytes())
+    save_real_vocab_bert(tmp_path / "teacher", labels, minilm_dir)
     return tmp_path
 
 

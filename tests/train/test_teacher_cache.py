@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mlx.core as mx
-from hf_models import LABELS, save_hf_classifier
+from hf_models import LABELS, save_hf_classifier, save_real_vocab_bert
 from mlx_distill.data import Example
 from mlx_distill.models import load_classifier
 from mlx_distill.tokenizer import TextTokenizer
@@ -18,12 +18,7 @@ TEXTS = ["Rain tonight in the hills.", "Markets closed higher.", "A late winner 
 
 @pytest.fixture()
 def teacher_dir(tmp_path, minilm_dir):
-    folder = tmp_path / "teacher"
-    save_hf_classifier("bert", folder, LABELS, vocab_size=30522, hidden_size=32, num_hidden_layers=3,
-                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        (folder / name).write_bytes((minilm_dir / name).read_bytes())
-    return folder
+    return save_real_vocab_bert(tmp_path / "teacher", LABELS, minilm_dir, layers=3)
 
 
 def _dataset(folder, max_length):

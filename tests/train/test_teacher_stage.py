@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from safetensors.numpy import load_file
 
-from hf_models import save_hf_classifier
+from hf_models import save_real_vocab_bert
 from mlx_distill.data import Example
 from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
 from mlx_distill.train.trainer import TrainConfig
@@ -18,12 +18,7 @@ NOTES = [
 
 
 def _encoder_base(tmp_path, minilm_dir):
-    folder = tmp_path / "base"
-    save_hf_classifier("bert", folder, ["x", "y"], vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        (folder / name).write_bytes((minilm_dir / name).read_bytes())
-    return folder
+    return save_real_vocab_bert(tmp_path / "base", ["x", "y"], minilm_dir)
 
 
 def test_frozen_encoder_trains_only_the_head_then_passes_through(tmp_path, minilm_dir):
