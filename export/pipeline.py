@@ -13,6 +13,7 @@ This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. S
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import warnings
@@ -226,7 +227,9 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             extra=extra,
             skipped=skipped,
             versions=_versions(),
-            source_model_dir=str(folder.path.resolve()),
+            # Relative to the export folder: an absolute path would put the user's home folder into
+            # a manifest that may ship inside an app bundle.
+            source_model_dir=os.path.relpath(folder.path.resolve(), out_dir),
         )
         manifest["decisions"] = decisions
         manifest["update_config"] = {

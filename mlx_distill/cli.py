@@ -51,7 +51,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _add_training_args(parser: argparse.ArgumentParser, epochs: float, lr: float) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--train", type=Path, required=True, help="labelled .jsonl/.csv (text, label)")
-    group.add_argument("--eval", type=Path, help="labelled evaluation file (default: hold out 15%% of --train)")
+    group.add_argument("--eval", type=Path,
+                       help="labelled file that picks the best checkpoint (default: hold out 15%% of --train)")
+    group.add_argument("--test", type=Path, help="labelled file that is only reported (never used to choose)")
     group.add_argument("--out", type=Path, required=True, help="output Hugging Face folder (training state in OUT/training)")
     group.add_argument("--epochs", type=float, default=epochs)
     group.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
@@ -79,23 +81,29 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-def _train_and_eval_examples(args: argparse.Namespace):
+def _read_splits(args: argparse.Namespace):
+    """(train, evaluation, test) examples from --train / --eval / --test."""
     from mlx_distill.data import read_examples, stratified_split
 
     train = read_examples(args.train)
+    test = read_examples(args.test) if args.test else None
     if args.eval:
-        return train, read_examples(args.eval)
+        return train, read_examples(args.eval), test
     train, held_out = stratified_split(train, 0.15, seed=args.seed)
     print(f"no --eval file: holding out {len(held_out)} of {len(train) + len(held_out)} examples", file=sys.stderr)
-    return train, held_out
+    return train, held_out, test
 
 
 def _print_eval(name: str, report: dict) -> None:
-    metrics = report["eval"]
+    """The test metrics when there is a test set (unbiased), else the evaluation metrics."""
+    split = "test" if "test" in report else "eval"
+    metrics = report[split]
     extra = ""
     if "teacher_agreement" in metrics:
         extra = f"  agreement with teacher {metrics['teacher_agreement']:.3f}  KL {metrics['teacher_kl']:.4f}"
-    print(f"{name}: accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}{extra}")
+    size = report.get(f"{split}_examples", "?")
+    print(f"{name}: {split} accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}{extra} "
+          f"({size} texts)")
 
 
 def _cmd_teacher(args: argparse.Namespace) -> int:
@@ -103,9 +111,9 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
     from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
 
     select_device()
-    train, evaluation = _train_and_eval_examples(args)
+    train, evaluation, test = _read_splits(args)
     config = TeacherConfig(max_length=args.max_length, freeze_encoder=args.freeze_encoder, train=_train_config(args))
-    report = fine_tune_teacher(args.model, train, evaluation, args.out, config, resume=not args.restart)
+    report = fine_tune_teacher(args.model, train, evaluation, args.out, config, resume=not args.restart, test=test)
     _print_eval(f"teacher -> {args.out}", report)
     return 0
 
@@ -125,7 +133,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from mlx_distill.train.student_init import StudentSpec
 
     select_device()
-    train, evaluation = _train_and_eval_examples(args)
+    train, evaluation, test = _read_splits(args)
     init = args.init or ("pretrained" if args.student else "teacher")
     student = StudentSpec(
         init=init, preset=args.student_preset, config_file=args.student_config,
@@ -137,9 +145,10 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         embedding_weight=args.embedding_weight, layer_map=_parse_layer_map(args.layer_map),
         cache_dir=str(args.cache_dir) if args.cache_dir else None, train=_train_config(args),
     )
-    report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart)
-    teacher_acc = report["teacher_eval"]["accuracy"]
-    print(f"teacher accuracy {teacher_acc:.3f}; student ({report['student_parameters']:,} parameters):")
+    report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart, test=test)
+    split = "test" if "test" in report else "eval"
+    print(f"teacher {split} accuracy {report['teacher_' + split]['accuracy']:.3f}; "
+          f"student ({report['student_parameters']:,} parameters):")
     _print_eval(f"student -> {args.out}", report)
     return 0
 
@@ -190,7 +199,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} is missing; pass a folder written by `python -m mlx_distill export`")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    model_dir = args.model or (Path(manifest["source_model_dir"]) if manifest.get("source_model_dir") else None)
+    recorded = manifest.get("source_model_dir")  # relative to the export folder
+    model_dir = args.model or ((args.export_dir / recorded).resolve() if recorded else None)
     reference = None
     if model_dir is not None and Path(model_dir).exists():
         reference = TextClassifier(model_dir, max_length=int(manifest["max_length"])).probabilities_for_ids
@@ -201,7 +211,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlx_distill import demo
-    from mlx_distill.data import read_examples
+    from mlx_distill.data import read_examples, stratified_split
     from mlx_distill.predict import TextClassifier
     from mlx_distill.runtime import select_device
     from mlx_distill.train.distill import DistillConfig, distill
@@ -210,17 +220,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mlx_distill.train.trainer import TrainConfig
 
     device = select_device()
-    train, test = read_examples(demo.TRAIN_FILE), read_examples(demo.TEST_FILE)
+    # Checkpoints are chosen on a validation split of the training notes; the 120 test notes are
+    # only reported, so the accuracy printed is an unbiased estimate.
+    train, validation = stratified_split(read_examples(demo.TRAIN_FILE), 0.15, seed=0)
+    test = read_examples(demo.TEST_FILE)
     out = args.out
     print(f"[1/5] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
     teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
-    teacher = fine_tune_teacher(demo.minilm_dir(), train, test, out / "teacher", teacher_cfg)
+    teacher = fine_tune_teacher(demo.minilm_dir(), train, validation, out / "teacher", teacher_cfg, test=test)
     _print_eval("teacher", teacher)
     # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
     preset = "tiny" if device == "cpu" else "mobilebert-4l"
     print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
     distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
-    student = distill(out / "teacher", train, test, out / "student", StudentSpec(init="teacher", preset=preset), distill_cfg)
+    student = distill(out / "teacher", train, validation, out / "student", StudentSpec(init="teacher", preset=preset),
+                      distill_cfg, test=test)
     _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
     print("[3/5] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
     _quiet_coremltools()

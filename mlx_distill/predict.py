@@ -9,7 +9,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_distill.models import LoadedModel, load_classifier
+from mlx_distill.models import LoadedModel, check_inputs_fit, load_classifier
 from mlx_distill.tokenizer import TextTokenizer
 
 
@@ -31,11 +31,7 @@ class TextClassifier:
         self.tokenizer = TextTokenizer.from_dir(self.loaded.path, max_length=max_length)
         self.labels = self.loaded.config.labels
         self.batch_size = batch_size
-        if self.tokenizer.vocab_size > self.loaded.config.vocab_size:
-            raise ValueError(
-                f"{self.tokenizer.source}: tokenizer has {self.tokenizer.vocab_size} tokens but the model's "
-                f"vocab_size is {self.loaded.config.vocab_size}; the tokenizer belongs to another model"
-            )
+        check_inputs_fit(self.loaded.config, self.tokenizer.vocab_size, max_length, str(self.loaded.path))
 
     @property
     def path(self) -> Path:

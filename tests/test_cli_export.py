@@ -26,6 +26,7 @@ def test_export_command_writes_models_and_manifest(tmp_path, minilm_dir):
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "coreml" / "manifest.json").read_text())
     assert manifest["labels"] == LABELS and manifest["max_length"] == 24
+    assert manifest["source_model_dir"] == "../student"  # relative: no home folder inside an app bundle
     head = ct.models.MLModel(str(tmp_path / "coreml" / "UpdatableHead.mlmodel"), skip_model_load=True).get_spec()
     assert head.isUpdatable and head.specificationVersion >= 4
     sgd = head.neuralNetworkClassifier.updateParams.optimizer.sgdOptimizer

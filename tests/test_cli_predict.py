@@ -97,3 +97,14 @@ def test_data_files_report_every_bad_row(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(DataError, match="unsupported file type"):
         read_examples(tmp_path / "notes.txt")
+
+
+def test_unicode_line_separators_inside_texts_are_kept(tmp_path):
+    rows = [{"text": "Buy milk\u2028and eggs", "label": "shopping"}, {"text": "Call\x85Sam", "label": "work"}]
+    jsonl = tmp_path / "odd.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert [e.text for e in read_examples(jsonl)] == ["Buy milk\u2028and eggs", "Call\x85Sam"]
+    assert read_examples(jsonl)[1].source == f"{jsonl}:2"
+    csv_file = tmp_path / "odd.csv"
+    csv_file.write_text("text,label\nBuy milk\u2028and eggs,shopping\n", encoding="utf-8")
+    assert [(e.text, e.label) for e in read_examples(csv_file)] == [("Buy milk\u2028and eggs", "shopping")]

@@ -77,9 +77,10 @@ class CheckContext:
         if not recorded:
             return None, ("no source model folder: the manifest records none; pass --model DIR (the Hugging "
                           "Face folder this was exported from)")
-        if not Path(recorded).is_dir():
+        folder = (self.export_dir / recorded).resolve()  # relative to the export folder (absolute stays absolute)
+        if not folder.is_dir():
             return None, f"the source model folder recorded in the manifest ({recorded}) no longer exists; pass --model DIR"
-        return Path(recorded), "from the manifest"
+        return folder, "from the manifest"
 
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._memo:

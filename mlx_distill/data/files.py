@@ -8,6 +8,7 @@ raises :class:`DataError` listing all of them, so the user fixes the file once, 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ def read_examples(path: str | os.PathLike[str], require_label: bool = True) -> l
     elif suffix == ".csv":
         rows, problems = _csv_rows(path, raw)
     elif not require_label:
-        rows = [(n, {"text": line}) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+        rows = [(n, {"text": line}) for n, line in enumerate(_lines(raw), 1) if line.strip()]
         problems = []
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl (text, label) or .csv (text,label)")
@@ -76,9 +77,15 @@ def read_texts(path: str | os.PathLike[str]) -> list[str]:
     return [e.text for e in read_examples(path, require_label=False)]
 
 
+def _lines(raw: str) -> list[str]:
+    """Split on newlines only: ``str.splitlines`` also splits on U+2028, NEL and other characters
+    that JSON writers leave unescaped inside strings, which would corrupt valid rows."""
+    return [line[:-1] if line.endswith("\r") else line for line in raw.split("\n")]
+
+
 def _jsonl_rows(path: Path, raw: str) -> tuple[list[tuple[int, dict]], list[str]]:
     rows, problems = [], []
-    for number, line in enumerate(raw.splitlines(), 1):
+    for number, line in enumerate(_lines(raw), 1):
         if not line.strip():
             continue
         try:
@@ -94,7 +101,7 @@ def _jsonl_rows(path: Path, raw: str) -> tuple[list[tuple[int, dict]], list[str]
 
 
 def _csv_rows(path: Path, raw: str) -> tuple[list[tuple[int, dict]], list[str]]:
-    reader = csv.DictReader(raw.splitlines(keepends=True))
+    reader = csv.DictReader(io.StringIO(raw, newline=""))
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "text" not in fields:
         raise DataError(f"{path}:1: the CSV header must name a 'text' column (found {fields})")

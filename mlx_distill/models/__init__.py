@@ -28,7 +28,7 @@ from mlx_distill.models.hub import resolve_model_dir
 from mlx_distill.models.mobilebert import MobileBertConfig, MobileBertForSequenceClassification, MobileBertModel
 
 __all__ = [
-    "Architecture", "ARCHITECTURES", "BertConfig", "BertForSequenceClassification", "BertModel",
+    "Architecture", "ARCHITECTURES", "BertConfig", "check_inputs_fit", "BertForSequenceClassification", "BertModel",
     "EncoderConfig", "EncoderModel", "LoadedModel", "MobileBertConfig", "MobileBertForSequenceClassification",
     "MobileBertModel", "SequenceClassifier", "build_classifier", "load_classifier", "load_encoder",
     "read_config", "resolve_model_dir", "save_pretrained", "TOKENIZER_FILES",
@@ -76,6 +76,21 @@ def read_config(model_dir: str | os.PathLike[str]) -> EncoderConfig:
     return ARCHITECTURES[model_type].config.from_file(path)
 
 
+def check_inputs_fit(config: EncoderConfig, vocab_size: int, max_length: int, source: str) -> None:
+    """Refuse token ids or lengths the model cannot embed: MLX does not bounds-check embedding
+    lookups, so an oversized id or position would silently read unrelated memory."""
+    if max_length > config.max_position_embeddings:
+        raise ValueError(
+            f"{source}: max length {max_length} exceeds the model's max_position_embeddings "
+            f"({config.max_position_embeddings}); use --max-length {config.max_position_embeddings} or less"
+        )
+    if vocab_size > config.vocab_size:
+        raise ValueError(
+            f"{source}: the tokenizer has {vocab_size} tokens but the model's vocab_size is {config.vocab_size}; "
+            "the tokenizer files belong to another model"
+        )
+
+
 def build_classifier(config: EncoderConfig, seed: int | None = None) -> SequenceClassifier:
     """A randomly initialised classifier for ``config`` (students from scratch, tests)."""
     if seed is not None:
@@ -92,7 +107,8 @@ def load_classifier(
 
     - ``labels=None``: the folder must already be a classifier (``classifier.*`` weights and
       ``id2label`` in config.json).
-    - ``labels=[...]``: if the folder is a classifier for exactly these labels it is loaded as is;
+    - ``labels=[...]``: if the folder is a classifier for exactly these labels (in any order) it is
+      loaded as is, keeping its label order (read it from ``LoadedModel.config.labels``);
       otherwise the encoder is loaded and a fresh, randomly initialised head for ``labels`` is put
       on top (what teacher fine-tuning needs). ``LoadedModel.weights.initialised`` lists it.
     """
@@ -108,7 +124,8 @@ def load_classifier(
             )
         fresh = False
     else:
-        fresh = not (has_head and config.labels == list(labels))
+        # The same label set in another order is the same classifier: keep its head and its order.
+        fresh = not (has_head and sorted(config.labels) == sorted(labels) and len(config.labels) == len(labels))
         if fresh:
             config = config.with_labels(list(labels))
     arch = ARCHITECTURES[config.model_type]

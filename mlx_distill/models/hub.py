@@ -1,9 +1,9 @@
 """Turn what the user typed (a folder or a Hugging Face repo id) into a local model folder.
 
 Why: users name teachers the way they do everywhere else (``google/mobilebert-uncased``), but
-this package must also work with no network — so the local Hugging Face cache is consulted first,
-a download is attempted only when the hub is not switched off, and every failure says how to get
-the files onto the machine.
+nothing may leave the machine unasked — a mistyped folder name must not become a request to a hub
+that reveals local paths. So a repo id is resolved from the local Hugging Face cache only, and a
+miss says how to fetch the files.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ import re
 from pathlib import Path
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-_PATTERNS = ["*.json", "*.safetensors", "vocab.txt", "*.model"]
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def hub_cache_dir() -> Path:
@@ -29,7 +24,7 @@ def hub_cache_dir() -> Path:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local folder as is; else a repo id from the HF cache (or downloaded when allowed)."""
+    """A local folder as is; else a repo id from the local HF cache; never the network."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -43,22 +38,12 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
 
     cache = hub_cache_dir()
     try:
-        return Path(snapshot_download(text, allow_patterns=_PATTERNS, local_files_only=True, cache_dir=cache))
-    except Exception:  # noqa: BLE001 - any cache miss falls through to the download / error below
+        return Path(snapshot_download(text, local_files_only=True, cache_dir=cache))
+    except Exception:  # noqa: BLE001 - every kind of cache miss ends in the error below
         pass
-    how = (
-        f"`hf download {text} --include '*.json' '*.safetensors' vocab.txt` on a machine with "
-        f"internet (then copy its folder here and pass that path), or pass a local model folder"
+    raise FileNotFoundError(
+        f"{text!r}: no such folder, and no Hugging Face repo {text!r} in the local cache ({cache}). If it is a "
+        f"folder, check the path; if it is a repo id, fetch it on a machine with internet with "
+        f"`hf download {text} --include '*.json' '*.safetensors' vocab.txt` and copy the cache or the folder here. "
+        "mlx_distill never downloads on its own: nothing leaves this machine."
     )
-    if _offline():
-        raise FileNotFoundError(
-            f"{text!r} is not a local folder and is not in the Hugging Face cache ({cache}), and HF_HUB_OFFLINE "
-            f"is set. Fetch it with {how}."
-        )
-    try:
-        return Path(snapshot_download(text, allow_patterns=_PATTERNS, cache_dir=cache))
-    except Exception as exc:  # noqa: BLE001 - network, auth and missing-repo errors all end here
-        raise FileNotFoundError(
-            f"{text!r} is not a local folder, not in the Hugging Face cache, and could not be "
-            f"downloaded ({type(exc).__name__}: {exc}). Fetch it with {how}."
-        ) from None

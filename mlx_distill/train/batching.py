@@ -7,6 +7,7 @@ uninterrupted run would have seen. The order for epoch ``e`` is a pure function 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -39,6 +40,13 @@ class EncodedDataset:
         encoded = tokenizer.encode(texts)
         ids = np.array([index[e.label] if e.label is not None else -1 for e in examples], dtype=np.int32)
         return cls(encoded.input_ids, encoded.attention_mask, ids, texts)
+
+    def digest(self) -> str:
+        """A hash of exactly what training sees (ids, masks, labels): the data part of a run's identity."""
+        h = hashlib.sha256()
+        for array in (self.input_ids, self.attention_mask, self.labels):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()[:24]
 
     def subset(self, rows: np.ndarray) -> "EncodedDataset":
         return EncodedDataset(
@@ -78,6 +86,32 @@ class BatchOrder:
         if state["seed"] != self.seed:
             raise ValueError(f"checkpoint was made with data seed {state['seed']}, this run uses {self.seed}")
         self.epoch, self.position = state["epoch"], state["position"]
+
+
+@dataclass
+class Splits:
+    """The encoded data of one stage: ``train`` is learnt from, ``evaluation`` picks the best
+    checkpoint (and early-stops), ``test`` (optional) is only reported, so it stays unbiased."""
+
+    train: EncodedDataset
+    evaluation: EncodedDataset
+    test: EncodedDataset | None
+
+    @classmethod
+    def encode(cls, tokenizer: TextTokenizer, labels: list[str], train: list[Example], evaluation: list[Example],
+               test: list[Example] | None = None) -> "Splits":
+        if not train:
+            raise ValueError("no training examples")
+        if not evaluation:
+            raise ValueError(
+                "the evaluation set is empty: pass --eval FILE, or give at least two examples per label so that "
+                "some can be held out"
+            )
+        encode = lambda rows: EncodedDataset.build(rows, tokenizer, labels)  # noqa: E731
+        return cls(encode(train), encode(evaluation), encode(test) if test else None)
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"train": self.train.digest(), "evaluation": self.evaluation.digest()}
 
 
 def sequential_batches(size: int, batch_size: int) -> Iterator[np.ndarray]:

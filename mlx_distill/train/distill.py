@@ -18,12 +18,12 @@ from mlx.utils import tree_flatten
 
 from mlx_distill.data import Example
 from mlx_distill.fileio import atomic_write_json
-from mlx_distill.models import load_classifier, save_pretrained
+from mlx_distill.models import check_inputs_fit, load_classifier, save_pretrained
 from mlx_distill.runtime import runtime_info
 from mlx_distill.tokenizer import TextTokenizer
 from mlx_distill.train import losses
-from mlx_distill.train.batching import EncodedDataset
-from mlx_distill.train.evaluation import evaluate_classifier, predict_logits
+from mlx_distill.train.batching import Splits
+from mlx_distill.train.evaluation import evaluate_classifier, predict_logits, report_metrics
 from mlx_distill.train.student_init import StudentSpec, init_student
 from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
 from mlx_distill.train.trainer import TrainConfig, Trainer
@@ -71,7 +71,7 @@ class DistillModule(nn.Module):
 def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_heads: int, student_heads: int):
     hidden_pairs = [(s, t) for s, t in sorted(layer_map.items())] if config.hidden_weight > 0 else []
     if config.embedding_weight > 0:
-        hidden_pairs = [(0, 0), *hidden_pairs]
+        hidden_pairs = [(0, 0), *hidden_pairs]  # position 0: the embedding outputs, weighted on their own
     attention_pairs = sorted(layer_map.items()) if config.attention_weight > 0 else []
     mean_heads = teacher_heads != student_heads
 
@@ -86,12 +86,15 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
             parts["kd"] = losses.kd_loss(out.logits, batch["teacher_logits"], config.temperature)
         if config.ce_weight > 0:
             parts["ce"] = losses.cross_entropy(out.logits, batch["labels"])
-        if hidden_pairs:
-            terms = [
-                losses.hidden_mse(module.project(i, out.hidden_states[s]), batch[f"teacher_hidden.{t}"], mask)
-                for i, (s, t) in enumerate(hidden_pairs)
-            ]
-            parts["hidden"] = sum(terms) / len(terms)
+        layer_terms = []
+        for i, (s, t) in enumerate(hidden_pairs):
+            term = losses.hidden_mse(module.project(i, out.hidden_states[s]), batch[f"teacher_hidden.{t}"], mask)
+            if s == 0:
+                parts["embedding"] = term
+            else:
+                layer_terms.append(term)
+        if layer_terms:
+            parts["hidden"] = sum(layer_terms) / len(layer_terms)
         if attention_pairs:
             terms = []
             for s, t in attention_pairs:
@@ -100,7 +103,7 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
                 terms.append(losses.attention_kl(student_maps, batch[f"teacher_attention.{t}"], mask))
             parts["attention"] = sum(terms) / len(terms)
         weights = {"kd": config.kd_weight, "ce": config.ce_weight, "hidden": config.hidden_weight,
-                   "attention": config.attention_weight}
+                   "attention": config.attention_weight, "embedding": config.embedding_weight}
         loss = sum(weights[name] * value for name, value in parts.items())
         return loss, parts
 
@@ -109,17 +112,19 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
 
 def distill(
     teacher_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path,
-    student: StudentSpec, config: DistillConfig, resume: bool = True,
+    student: StudentSpec, config: DistillConfig, resume: bool = True, test: list[Example] | None = None,
 ) -> dict[str, object]:
     out_dir = Path(out_dir)
     work = out_dir / "training"
     teacher = load_classifier(teacher_dir)
     labels = teacher.config.labels
     tokenizer = TextTokenizer.from_dir(teacher.path, config.max_length)
-    train_set = EncodedDataset.build(train, tokenizer, labels)
-    eval_set = EncodedDataset.build(evaluation, tokenizer, labels)
+    check_inputs_fit(teacher.config, tokenizer.vocab_size, config.max_length, str(teacher.path))
+    splits = Splits.encode(tokenizer, labels, train, evaluation, test)
+    train_set, eval_set = splits.train, splits.evaluation
 
     model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size)
+    check_inputs_fit(model.config, tokenizer.vocab_size, config.max_length, "student")
     s_layers = model.config.num_hidden_layers
     t_layers = teacher.config.num_hidden_layers
     layer_map = {int(k): int(v) for k, v in (config.layer_map or losses.uniform_layer_map(s_layers, t_layers)).items()}
@@ -135,8 +140,10 @@ def distill(
         mean_heads=teacher.config.num_attention_heads != model.config.num_attention_heads,
     )
     cache = TeacherCache.build(teacher, train_set, spec, Path(config.cache_dir) if config.cache_dir else work / "teacher_cache")
-    teacher_eval_logits = predict_logits(teacher.model, eval_set)
-    teacher_eval = evaluate_classifier(teacher.model, eval_set, labels)
+    teacher_logits = {"eval": predict_logits(teacher.model, eval_set)}
+    if splits.test is not None:
+        teacher_logits["test"] = predict_logits(teacher.model, splits.test)
+    teacher_metrics = report_metrics(teacher.model, splits, labels, prefix="teacher_")
     teacher_path = teacher.path
     del teacher
     gc.collect()
@@ -150,19 +157,23 @@ def distill(
 
     trainer = Trainer(
         module, objective, make_batch, len(train_set), config.train, work,
-        evaluate=lambda: evaluate_classifier(model, eval_set, labels, teacher_eval_logits), label="distill",
+        evaluate=lambda: evaluate_classifier(model, eval_set, labels, teacher_logits["eval"]), label="distill",
+        fingerprint={"teacher_cache": cache.key, "labels": labels, **splits.fingerprint(),
+                     "student": model.config.to_dict(), "student_init": asdict(student),
+                     "distill": {k: v for k, v in asdict(config).items() if k not in ("train", "cache_dir")}},
     )
     result = trainer.fit(resume=resume)
     trainer.restore_best()
     model.eval()
-    final = evaluate_classifier(model, eval_set, labels, teacher_eval_logits)
     save_pretrained(model, out_dir, tokenizer_dir=teacher_path)
     report = {
         "stage": "distill", "teacher": str(teacher_path), "labels": labels, "student": init_report,
         "student_parameters": sum(v.size for _, v in tree_flatten(model.parameters())),
         "layer_map": layer_map, "cache": {"key": cache.key, "reused": cache.reused, "spec": asdict(spec)},
-        "train_examples": len(train_set), "eval_examples": len(eval_set), "config": asdict(config),
-        "training": asdict(result), "teacher_eval": teacher_eval, "eval": final, "runtime": runtime_info(),
+        "train_examples": len(train_set), "eval_examples": len(eval_set),
+        "test_examples": len(splits.test) if splits.test else 0, "config": asdict(config),
+        "training": asdict(result), **teacher_metrics, **report_metrics(model, splits, labels, teacher_logits),
+        "runtime": runtime_info(),
     }
     atomic_write_json(work / "report.json", report)
     return report

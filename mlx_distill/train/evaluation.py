@@ -22,6 +22,19 @@ def predict_logits(model: nn.Module, data: EncodedDataset, batch_size: int = 64)
     return np.concatenate(out)
 
 
+def report_metrics(
+    model: nn.Module, splits, labels: list[str], teacher_logits: dict[str, np.ndarray] | None = None, prefix: str = ""
+) -> dict[str, object]:
+    """{"<prefix>eval": ..., "<prefix>test": ...} for a report. ``teacher_logits`` ({"eval", "test"})
+    adds agreement with the teacher and the KL to it."""
+    out: dict[str, object] = {}
+    for name, data in (("eval", splits.evaluation), ("test", splits.test)):
+        if data is not None:
+            reference = teacher_logits.get(name) if teacher_logits else None
+            out[prefix + name] = evaluate_classifier(model, data, labels, reference)
+    return out
+
+
 def evaluate_classifier(
     model: nn.Module, data: EncodedDataset, labels: list[str], teacher_logits: np.ndarray | None = None
 ) -> dict[str, object]:

@@ -11,19 +11,21 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, object]:
-    """accuracy, macro-F1 and per-class recall (classes absent from ``labels`` are left out of macro-F1)."""
+    """accuracy, macro-F1 and per-class recall. Macro-F1 averages over every class that occurs in the
+    labels *or* the predictions (as scikit-learn does), so predicting absent classes is penalised."""
     predicted = logits.argmax(axis=-1)
     accuracy = float((predicted == labels).mean()) if len(labels) else 0.0
     recall: dict[str, float] = {}
     f1s: list[float] = []
     for c, name in enumerate(names):
         true_c, pred_c = labels == c, predicted == c
-        if not true_c.any():
+        if not (true_c.any() or pred_c.any()):
             continue
         tp = float((true_c & pred_c).sum())
-        rec = tp / true_c.sum()
+        rec = tp / true_c.sum() if true_c.any() else 0.0
         prec = tp / pred_c.sum() if pred_c.any() else 0.0
-        recall[name] = rec
+        if true_c.any():
+            recall[name] = rec
         f1s.append(0.0 if rec + prec == 0 else 2 * rec * prec / (rec + prec))
     return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "recall": recall}
 

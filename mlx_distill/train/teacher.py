@@ -9,11 +9,11 @@ import mlx.core as mx
 
 from mlx_distill.data import Example, label_set
 from mlx_distill.fileio import atomic_write_json
-from mlx_distill.models import LoadedModel, load_classifier, save_pretrained
+from mlx_distill.models import LoadedModel, check_inputs_fit, load_classifier, save_pretrained
 from mlx_distill.runtime import runtime_info
 from mlx_distill.tokenizer import TextTokenizer
-from mlx_distill.train.batching import EncodedDataset
-from mlx_distill.train.evaluation import evaluate_classifier
+from mlx_distill.train.batching import Splits
+from mlx_distill.train.evaluation import evaluate_classifier, report_metrics
 from mlx_distill.train.losses import cross_entropy
 from mlx_distill.train.trainer import TrainConfig, Trainer
 
@@ -32,7 +32,7 @@ def classifier_objective(model, batch):
 
 def fine_tune_teacher(
     model_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path, config: TeacherConfig,
-    resume: bool = True,
+    resume: bool = True, test: list[Example] | None = None,
 ) -> dict[str, object]:
     """Fine-tune (or pass through) ``model_dir`` into a classifier for the labels of ``train``.
 
@@ -40,15 +40,17 @@ def fine_tune_teacher(
     and ``report.json``). Returns the report.
     """
     out_dir = Path(out_dir)
-    labels = label_set(train)
-    loaded: LoadedModel = load_classifier(model_dir, labels=labels)
+    loaded: LoadedModel = load_classifier(model_dir, labels=label_set(train))
+    labels = loaded.config.labels  # an existing head keeps its own label order
     tokenizer = TextTokenizer.from_dir(loaded.path, config.max_length)
-    train_set = EncodedDataset.build(train, tokenizer, labels)
-    eval_set = EncodedDataset.build(evaluation, tokenizer, labels)
+    check_inputs_fit(loaded.config, tokenizer.vocab_size, config.max_length, str(loaded.path))
+    splits = Splits.encode(tokenizer, labels, train, evaluation, test)
+    train_set, eval_set = splits.train, splits.evaluation
     model = loaded.model
     report: dict[str, object] = {
         "stage": "teacher", "source": str(loaded.path), "labels": labels, "train_examples": len(train_set),
-        "eval_examples": len(eval_set), "config": asdict(config), "runtime": runtime_info(),
+        "eval_examples": len(eval_set), "test_examples": len(splits.test) if splits.test else 0,
+        "config": asdict(config), "runtime": runtime_info(),
     }
     if not loaded.weights.initialised:
         report["fine_tuned"] = False
@@ -63,13 +65,15 @@ def fine_tune_teacher(
                           "labels": mx.array(train_set.labels[rows])},
             len(train_set), config.train, out_dir / "training",
             evaluate=lambda: evaluate_classifier(model, eval_set, labels), label="teacher",
+            fingerprint={"source": str(loaded.path.resolve()), "labels": labels, **splits.fingerprint(),
+                         "max_length": config.max_length, "freeze_encoder": config.freeze_encoder},
         )
         result = trainer.fit(resume=resume)
         trainer.restore_best()
         model.unfreeze()
         report.update(fine_tuned=True, training=asdict(result))
     model.eval()
-    report["eval"] = evaluate_classifier(model, eval_set, labels)
+    report.update(report_metrics(model, splits, labels))
     save_pretrained(model, out_dir, tokenizer_dir=loaded.path)
     atomic_write_json(out_dir / "training" / "report.json", report)
     return report

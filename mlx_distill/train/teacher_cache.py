@@ -2,7 +2,7 @@
 
 Why: the teacher (BERT-Large is ~1.3 GB) is the expensive half of every distillation step. Its
 outputs for a fixed set of texts never change, so we compute them once, store them in safetensors
-shards (logits in fp32; mapped hidden states / attention maps in fp16) keyed by a hash of
+shards (logits in fp32; mapped hidden states / attention maps in fp16 unless that would overflow) keyed by a hash of
 (teacher weights, texts, max length, what is stored), and reuse them on the next run. While the
 student trains, the teacher need not be in memory at all.
 """
@@ -35,6 +35,18 @@ class CacheSpec:
     attention_layers: tuple[int, ...] = ()
     mean_heads: bool = True
     batch_size: int = 32
+
+
+_FP16_MAX = 65504.0
+
+
+def _compact(name: str, values: mx.array) -> mx.array:
+    """Hidden states go to fp16 (half the disk and memory) unless they would overflow it — a
+    MobileBERT teacher's NoNorm activations can exceed 65504, and inf targets would make the
+    hidden-state loss NaN. Logits stay fp32; attention maps are probabilities, safe in fp16."""
+    if name.startswith("hidden.") and mx.abs(values).max().item() >= _FP16_MAX:
+        return values.astype(mx.float32)
+    return values if name == "logits" else values.astype(mx.float16)
 
 
 def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
@@ -99,14 +111,14 @@ class TeacherCache:
                 )
                 tensors.setdefault("logits", []).append(out.logits.astype(mx.float32))
                 for layer in spec.hidden_layers:
-                    tensors.setdefault(f"hidden.{layer}", []).append(out.hidden_states[layer].astype(mx.float16))
+                    tensors.setdefault(f"hidden.{layer}", []).append(out.hidden_states[layer])
                 for layer in spec.attention_layers:
                     maps = out.attentions[layer - 1]
                     maps = maps.mean(axis=1, keepdims=True) if spec.mean_heads else maps
                     tensors.setdefault(f"attention.{layer}", []).append(maps.astype(mx.float16))
                 mx.eval(tensors)
             name = f"shard-{shard_no:05d}.safetensors"
-            mx.save_safetensors(str(tmp / name), {k: mx.concatenate(v) for k, v in tensors.items()})
+            mx.save_safetensors(str(tmp / name), {k: _compact(k, mx.concatenate(v)) for k, v in tensors.items()})
             shards.append(name)
         manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec), "shards": shards}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -28,7 +28,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from mlx_distill.fileio import atomic_write
+from mlx_distill.fileio import atomic_write, fsync_path
 from mlx_distill.train.batching import BatchOrder
 
 Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
@@ -80,6 +80,11 @@ class TrainResult:
     peak_memory_gb: float
 
 
+def _changed_keys(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    keys = (set(saved) | set(current)) - set(ignore)
+    return sorted(k for k in keys if saved.get(k) != current.get(k))
+
+
 def learning_rate_schedule(config: TrainConfig, total_steps: int) -> Callable[[mx.array], mx.array]:
     warmup = int(round(config.warmup_ratio * total_steps))
     lr = config.learning_rate
@@ -125,19 +130,24 @@ class Trainer:
         run_dir: str | Path,
         evaluate: Evaluate | None = None,
         label: str = "train",
+        fingerprint: dict[str, object] | None = None,
     ):
+        """``fingerprint`` identifies what is being trained beyond ``config`` (data, labels, teacher,
+        architecture, loss settings); a checkpoint made for a different fingerprint is refused."""
         self.module, self.objective, self.make_batch = module, objective, make_batch
         self.config, self.evaluate, self.label = config, evaluate, label
+        self.fingerprint = json.loads(json.dumps(fingerprint or {}, sort_keys=True, default=str))
         self.run_dir = Path(run_dir)
         self.order = BatchOrder(dataset_size, config.batch_size, config.seed)
         micro_batches = math.ceil(config.epochs * self.order.batches_per_epoch)
-        self.total_steps = max(1, micro_batches // config.grad_accum_steps)
+        self.total_steps = max(1, math.ceil(micro_batches / config.grad_accum_steps))
         self.optimizer = optim.AdamW(learning_rate_schedule(config, self.total_steps), weight_decay=config.weight_decay)
         self.optimizer.init(module.trainable_parameters())
         self.step = 0
         self.best_step: int | None = None
         self.best_metrics: dict[str, object] | None = None
         self.evals_since_best = 0
+        self.stopped_early = False
         self.eval_every = config.eval_every or max(1, self.order.batches_per_epoch // config.grad_accum_steps)
 
     # ---- checkpoints ---------------------------------------------------------------------------
@@ -163,9 +173,13 @@ class Trainer:
             "best_step": self.best_step,
             "best_metrics": self.best_metrics,
             "evals_since_best": self.evals_since_best,
+            "stopped_early": self.stopped_early,
             "config": asdict(self.config),
+            "fingerprint": self.fingerprint,
         }
         (tmp / "trainer.json").write_text(json.dumps(state, indent=2))
+        for name in ("model.safetensors", "optimizer.safetensors", "trainer.json"):
+            fsync_path(tmp / name)
         old = self.run_dir / ".checkpoint-old"
         shutil.rmtree(old, ignore_errors=True)
         if self.checkpoint_dir.exists():
@@ -183,26 +197,35 @@ class Trainer:
             else:
                 return False
         state = json.loads((folder / "trainer.json").read_text())
-        saved_config = {k: v for k, v in state["config"].items() if k not in ("log_every", "compile")}
-        current = {k: v for k, v in asdict(self.config).items() if k not in ("log_every", "compile")}
-        if saved_config != current:
-            changed = sorted(k for k in current if saved_config.get(k) != current[k])
+        changed = _changed_keys(state["config"], asdict(self.config), ignore=("log_every", "compile"))
+        changed += [f"fingerprint.{k}" for k in _changed_keys(state.get("fingerprint", {}), self.fingerprint)]
+        if changed:
             raise ValueError(
-                f"{folder}: checkpoint was made with different training settings ({', '.join(changed)}); "
-                "use the same settings to resume, or a new output folder to start over"
+                f"{folder}: this checkpoint was made for a different run ({', '.join(changed)} changed); "
+                "rerun with the same inputs and settings to resume, or pass --restart (or a new output folder) "
+                "to start over"
             )
-        self.module.update(tree_unflatten(list(mx.load(str(folder / "model.safetensors")).items())))
+        self.module.load_weights(list(mx.load(str(folder / "model.safetensors")).items()), strict=True)
         self.optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
         self.step = state["step"]
         self.order.restore(state["order"])
         self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
         self.evals_since_best = state["evals_since_best"]
+        self.stopped_early = state.get("stopped_early", False)
         self._truncate_log(self.step)
         return True
 
+    def clear(self) -> None:
+        """Forget every trace of an earlier run in ``run_dir`` (checkpoints, best weights, log)."""
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        for leftover in self.run_dir.glob(".checkpoint-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.best_path.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
+
     def restore_best(self) -> None:
         if self.best_path.exists():
-            self.module.update(tree_unflatten(list(mx.load(str(self.best_path)).items())))
+            self.module.load_weights(list(mx.load(str(self.best_path)).items()), strict=True)
 
     # ---- logging -------------------------------------------------------------------------------
     @property
@@ -217,7 +240,13 @@ class Trainer:
     def _truncate_log(self, step: int) -> None:
         """Drop records a crashed run wrote after its last checkpoint, so the log reads as one run."""
         if self.log_path.exists():
-            kept = [l for l in self.log_path.read_text().splitlines() if json.loads(l).get("step", 0) <= step]
+            kept = []
+            for line in self.log_path.read_text(encoding="utf-8").split("\n"):
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        kept.append(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by the crash
             atomic_write(self.log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
 
     # ---- the step ------------------------------------------------------------------------------
@@ -295,37 +324,37 @@ class Trainer:
     def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
         """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
         final checkpoint — it exists so tests can reproduce a crash at a known point."""
-        if resume:
-            self.resume()
-        else:
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-            self.log_path.unlink(missing_ok=True)
+        if not (resume and self.resume()):
+            self.clear()  # a fresh start (or a crash before the first checkpoint) leaves nothing behind
         compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
         progress = _Progress(self.total_steps, self.label)
         self.module.train()
         mx.reset_peak_memory()
         tokens, start, window_tokens, window_start = 0, time.perf_counter(), 0, time.perf_counter()
-        stopped_early = False
-        while self.step < self.total_steps:
+        while self.step < self.total_steps and not self.stopped_early:
             if accum == 1:
                 self._seed_rng(0)
                 batch = self.make_batch(self.order.next_rows())
                 loss, parts, norm = fused(batch)
                 n_tokens = int(batch["input_ids"].size)
             else:
-                total = None
-                loss_sum, parts_sum, n_tokens = mx.array(0.0), {}, 0
-                for micro in range(accum):
+                # Each micro-batch's mean loss is weighted by its row count, so a short last batch
+                # counts for what it holds and the step equals one large batch.
+                total, loss, parts, n_tokens = None, mx.array(0.0), {}, 0
+                micro_batches = [self.order.next_rows() for _ in range(accum)]
+                all_rows = sum(len(rows) for rows in micro_batches)
+                for micro, rows in enumerate(micro_batches):
                     self._seed_rng(micro)
-                    batch = self.make_batch(self.order.next_rows())
+                    batch = self.make_batch(rows)
                     micro_loss, micro_parts, grads = compute(batch)
+                    share = len(rows) / all_rows
+                    grads = tree_map(lambda g: g * share, grads)
                     total = grads if total is None else tree_map(mx.add, total, grads)
-                    loss_sum = loss_sum + micro_loss
-                    parts_sum = {k: parts_sum.get(k, 0.0) + v for k, v in micro_parts.items()}
+                    loss = loss + micro_loss * share
+                    parts = {k: parts.get(k, 0.0) + v * share for k, v in micro_parts.items()}
                     n_tokens += int(batch["input_ids"].size)
-                norm = apply(tree_map(lambda g: g / accum, total))
-                loss, parts = loss_sum / accum, {k: v / accum for k, v in parts_sum.items()}
+                norm = apply(total)
             mx.eval(loss, parts, norm, self.module.parameters(), self.optimizer.state)
             self.step += 1
             tokens += n_tokens
@@ -340,18 +369,16 @@ class Trainer:
                 self._log(record)
                 progress.show(self.step, record["loss"], rate)
             if self.step % self.eval_every == 0 or self.step == self.total_steps:
-                stopped_early = self._evaluate()
+                self.stopped_early = self._evaluate()
             if interrupt_at is not None and self.step >= interrupt_at:
                 progress.done()
                 raise KeyboardInterrupt(f"interrupted at step {self.step} (test hook)")
-            if stopped_early:
-                break
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
         progress.done()
         self.save_checkpoint()
         seconds = time.perf_counter() - start
         return TrainResult(
-            steps=self.step, stopped_early=stopped_early, best_step=self.best_step, best_metrics=self.best_metrics,
+            steps=self.step, stopped_early=self.stopped_early, best_step=self.best_step, best_metrics=self.best_metrics,
             seconds=seconds, tokens_per_s=tokens / max(seconds, 1e-9), peak_memory_gb=mx.get_peak_memory() / 2**30,
         )

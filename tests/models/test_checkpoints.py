@@ -138,7 +138,8 @@ def test_repo_id_resolves_from_local_hf_cache(tmp_path, monkeypatch, minilm_dir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_model_dir("acme/tiny-bert") == snapshot
     assert load_encoder("acme/tiny-bert").config.hidden_size == 384
-    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache.*hf download acme/missing"):
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # even when online, a cache miss never reaches the network
+    with pytest.raises(FileNotFoundError, match="no Hugging Face repo 'acme/missing' in the local cache.*hf download acme/missing"):
         resolve_model_dir("acme/missing")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_model_dir(str(tmp_path / "nowhere"))

@@ -89,6 +89,20 @@ def test_gradient_accumulation_matches_large_batch(tmp_path):
         np.testing.assert_allclose(wa[name], wb[name], atol=2e-5, err_msg=name)
 
 
+def test_accumulation_weights_a_short_last_micro_batch_by_its_rows(tmp_path):
+    """64 rows: batch 24 x 3 micro-batches (24, 24, 16) per step must equal one batch of 64."""
+    one = TrainConfig(epochs=2, batch_size=64, grad_accum_steps=1, learning_rate=1e-3, checkpoint_every=0)
+    three = TrainConfig(epochs=2, batch_size=24, grad_accum_steps=3, learning_rate=1e-3, checkpoint_every=0)
+    model_a, trainer_a = make_trainer(tmp_path / "a", one, dropout=0.0)
+    model_b, trainer_b = make_trainer(tmp_path / "b", three, dropout=0.0)
+    assert trainer_a.total_steps == trainer_b.total_steps == 2
+    trainer_a.fit()
+    trainer_b.fit()
+    wa, wb = weights(model_a), weights(model_b)
+    for name in wa:
+        np.testing.assert_allclose(wa[name], wb[name], atol=2e-5, err_msg=name)
+
+
 def test_kill_and_resume_gives_identical_weights(tmp_path):
     """With dropout on (so RNG state matters), a run killed after step 7 (last checkpoint at 5) and
     resumed by a fresh process-like Trainer ends bit-identical to an uninterrupted run."""
@@ -116,8 +130,23 @@ def test_resume_refuses_changed_settings(tmp_path):
     _, trainer = make_trainer(tmp_path, config)
     trainer.fit()
     _, other = make_trainer(tmp_path, TrainConfig(epochs=1, batch_size=16, checkpoint_every=2, learning_rate=1.0))
-    with pytest.raises(ValueError, match="different training settings.*learning_rate"):
+    with pytest.raises(ValueError, match=r"different run \(learning_rate changed\)"):
         other.fit()
+
+
+def test_resume_refuses_a_different_fingerprint_and_restart_clears(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, checkpoint_every=2)
+    _, trainer = make_trainer(tmp_path, config)
+    trainer.fingerprint = {"data": "abc", "labels": ["no", "yes"]}
+    trainer.fit()
+    _, other = make_trainer(tmp_path, config)
+    other.fingerprint = {"data": "abd", "labels": ["no", "yes"]}
+    with pytest.raises(ValueError, match=r"fingerprint.data changed.*--restart"):
+        other.fit()
+    result = other.fit(resume=False)
+    assert result.steps == 4 and (tmp_path / "checkpoint" / "trainer.json").exists()
+    steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[0] <= 4, "a restart must not keep the old run's log"
 
 
 def test_early_stopping(tmp_path):
@@ -126,6 +155,9 @@ def test_early_stopping(tmp_path):
     _, trainer = make_trainer(tmp_path, config)
     result = trainer.fit()
     assert result.stopped_early and result.steps == 6  # evals at 2 (best), 4, 6 -> stop
+    _, again = make_trainer(tmp_path, config)  # the same command run again: the run is finished
+    rerun = again.fit()
+    assert rerun.stopped_early and rerun.steps == 6
 
 
 def test_schedule_warmup_then_decay():
