@@ -159,8 +159,10 @@ def _quiet_coremltools() -> None:
     pass; our commands report what matters themselves. Must run before coremltools is imported."""
     import logging
     import os
+    import warnings
 
     logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"coremltools\.")
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 
@@ -227,14 +229,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = args.out
     print(f"[1/5] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
     teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
-    teacher = fine_tune_teacher(demo.minilm_dir(), train, validation, out / "teacher", teacher_cfg, test=test)
+    resume = not args.restart
+    teacher = fine_tune_teacher(demo.minilm_dir(), train, validation, out / "teacher", teacher_cfg, resume, test=test)
     _print_eval("teacher", teacher)
     # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
     preset = "tiny" if device == "cpu" else "mobilebert-4l"
     print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
     distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
     student = distill(out / "teacher", train, validation, out / "student", StudentSpec(init="teacher", preset=preset),
-                      distill_cfg, test=test)
+                      distill_cfg, resume, test=test)
     _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
     print("[3/5] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
     _quiet_coremltools()
@@ -282,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="teacher -> distil -> export -> check -> predict on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
+    demo.add_argument("--restart", action="store_true", help="retrain every stage instead of reusing finished ones")
     demo.set_defaults(run=_cmd_demo)
 
     info = sub.add_parser("info", help="versions, device and BLAS in use")
