@@ -101,7 +101,8 @@ def build_classifier(config: EncoderConfig, seed: int | None = None) -> Sequence
 
 
 def load_classifier(
-    name_or_path: str | os.PathLike[str], labels: list[str] | None = None, dtype: mx.Dtype = mx.float32
+    name_or_path: str | os.PathLike[str], labels: list[str] | None = None, dtype: mx.Dtype = mx.float32,
+    seed: int = 0,
 ) -> LoadedModel:
     """Load a sequence classifier.
 
@@ -110,7 +111,8 @@ def load_classifier(
     - ``labels=[...]``: if the folder is a classifier for exactly these labels (in any order) it is
       loaded as is, keeping its label order (read it from ``LoadedModel.config.labels``);
       otherwise the encoder is loaded and a fresh, randomly initialised head for ``labels`` is put
-      on top (what teacher fine-tuning needs). ``LoadedModel.weights.initialised`` lists it.
+      on top (what teacher fine-tuning needs). ``LoadedModel.weights.initialised`` lists it. The
+      head's initialisation is drawn from ``seed``, so fine-tuning runs are reproducible.
     """
     model_dir = resolve_model_dir(name_or_path)
     config = read_config(model_dir)
@@ -129,6 +131,7 @@ def load_classifier(
         if fresh:
             config = config.with_labels(list(labels))
     arch = ARCHITECTURES[config.model_type]
+    mx.random.seed(seed)
     model = arch.classifier(config)
     match = load_into(model, weights, str(model_dir), arch.classifier.base_model_prefix, True, fresh)
     if dtype != mx.float32:

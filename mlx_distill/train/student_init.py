@@ -75,7 +75,7 @@ def init_student(
 ) -> tuple[SequenceClassifier, dict[str, object]]:
     """Build the student; returns (model, a description for the report)."""
     if spec.init == "pretrained":
-        loaded = load_classifier(spec.pretrained_dir, labels=labels)
+        loaded = load_classifier(spec.pretrained_dir, labels=labels, seed=spec.seed)
         if loaded.config.model_type != "mobilebert":
             raise ValueError(f"{spec.pretrained_dir}: the student must be a MobileBERT, not {loaded.config.model_type}")
         if loaded.config.vocab_size != teacher_vocab:

@@ -40,7 +40,7 @@ def fine_tune_teacher(
     and ``report.json``). Returns the report.
     """
     out_dir = Path(out_dir)
-    loaded: LoadedModel = load_classifier(model_dir, labels=label_set(train))
+    loaded: LoadedModel = load_classifier(model_dir, labels=label_set(train), seed=config.train.seed)
     labels = loaded.config.labels  # an existing head keeps its own label order
     tokenizer = TextTokenizer.from_dir(loaded.path, config.max_length)
     check_inputs_fit(loaded.config, tokenizer.vocab_size, config.max_length, str(loaded.path))

@@ -37,3 +37,16 @@ def test_frozen_encoder_trains_only_the_head_then_passes_through(tmp_path, minil
     again = fine_tune_teacher(tmp_path / "teacher", examples, examples, tmp_path / "again", config)
     assert not again["fine_tuned"] and "already a classifier" in again["reason"]
     assert again["eval"]["accuracy"] == report["eval"]["accuracy"]
+
+
+def test_fine_tuning_is_reproducible_from_its_seed(tmp_path, minilm_dir):
+    """The fresh head is drawn from the training seed: the same command gives the same teacher."""
+    base = save_real_vocab_bert(tmp_path / "base", ["x", "y"], minilm_dir)
+    examples = [Example(t, label, f"mem:{i}") for i, (t, label) in enumerate(NOTES)]
+    outputs = []
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        config = TeacherConfig(max_length=16, train=TrainConfig(epochs=2, batch_size=4, seed=seed, checkpoint_every=0))
+        fine_tune_teacher(base, examples, examples, tmp_path / run, config)
+        outputs.append(load_file(tmp_path / run / "model.safetensors"))
+    assert all(np.array_equal(outputs[0][k], outputs[1][k]) for k in outputs[0])
+    assert not np.array_equal(outputs[0]["classifier.weight"], outputs[2]["classifier.weight"])
