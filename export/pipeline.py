@@ -229,7 +229,9 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             versions=_versions(),
             # Relative to the export folder: an absolute path would put the user's home folder into
             # a manifest that may ship inside an app bundle.
-            source_model_dir=os.path.relpath(folder.path.resolve(), out_dir),
+            # Both ends resolved (symlinks too: /tmp and /var are links on macOS), so the relative
+            # path leads back to the folder from the export folder's real location.
+            source_model_dir=os.path.relpath(folder.path.resolve(), out_dir.parent.resolve() / out_dir.name),
         )
         manifest["decisions"] = decisions
         manifest["update_config"] = {

@@ -201,8 +201,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} is missing; pass a folder written by `python -m mlx_distill export`")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    recorded = manifest.get("source_model_dir")  # relative to the export folder
-    model_dir = args.model or ((args.export_dir / recorded).resolve() if recorded else None)
+    recorded = manifest.get("source_model_dir")  # relative to the export folder's real location
+    model_dir = args.model or ((args.export_dir.resolve() / recorded).resolve() if recorded else None)
+    if model_dir is not None and not Path(model_dir).is_dir():
+        model_dir = None  # the check then says which checks need --model
     reference = None
     if model_dir is not None and Path(model_dir).exists():
         reference = TextClassifier(model_dir, max_length=int(manifest["max_length"])).probabilities_for_ids

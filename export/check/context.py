@@ -77,7 +77,7 @@ class CheckContext:
         if not recorded:
             return None, ("no source model folder: the manifest records none; pass --model DIR (the Hugging "
                           "Face folder this was exported from)")
-        folder = (self.export_dir / recorded).resolve()  # relative to the export folder (absolute stays absolute)
+        folder = (self.export_dir.resolve() / recorded).resolve()  # relative to the export folder's real location
         if not folder.is_dir():
             return None, f"the source model folder recorded in the manifest ({recorded}) no longer exists; pass --model DIR"
         return folder, "from the manifest"

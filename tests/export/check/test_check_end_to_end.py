@@ -116,15 +116,17 @@ def test_mobilebert_fp16_export_passes_without_a_reference(mobilebert_fp16_expor
     assert update["final_loss"] < update["initial_loss"]
 
 
-def test_without_the_source_model_the_shell_and_twins_are_skipped_with_the_reason(bert_export, copy_export):
+def test_without_the_source_model_unchecked_files_fail_the_check(bert_export, copy_export):
+    """Without the student folder the ML Programs cannot run off macOS: the report must not say OK."""
     folder = copy_export(bert_export)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["source_model_dir"] = str(folder / "moved-away")
     (folder / "manifest.json").write_text(json.dumps(manifest))
     report = run_checks(folder, config=CheckConfig(only=("parity", "extreme-inputs", "fp16")))
-    assert report.passed, report.summary()
+    assert not report.passed and [c.name for c in report.failed] == ["parity"], report.summary()
     assert report.model_dir is None and "no longer exists" in report.notes[0]
     parity = report.get("parity")
+    assert "pass --model DIR" in parity.message
     assert parity.details["baseline"].startswith("UpdatablePipeline.mlmodel")
     assert "not checked: Classifier.mlpackage" in parity.message and "Encoder.mlpackage" in parity.message
     assert "no longer exists" in parity.details["skipped"]["shell"]
