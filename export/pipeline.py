@@ -13,6 +13,7 @@ This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. S
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -214,7 +215,7 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
                 }
                 decisions.append(f"updatable pipeline written; recommended compute units: {nn_compute_units}")
 
-        copied = _copy_tokenizer(folder, stage)
+        copied = _copy_tokenizer(folder, stage, config.max_length)
         manifest = build_manifest(
             model_type=folder.model_type,
             labels=labels,
@@ -291,8 +292,13 @@ def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig) -> Fp16Che
 
 
 def _spec_model(spec) -> ct.models.MLModel:
-    # On macOS, loading compiles the model: Core ML itself validates the updatable spec.
-    return ct.models.MLModel(spec, skip_model_load=sys.platform != "darwin")
+    # On macOS, loading compiles the model: Core ML itself validates the updatable spec. coremltools
+    # only warns when that fails (and keeps the error), so a rejected model is raised here instead.
+    model = ct.models.MLModel(spec, skip_model_load=sys.platform != "darwin")
+    error = getattr(model, "_framework_error", None)
+    if sys.platform == "darwin" and error is not None:
+        raise UpdatableRuleError(f"Core ML refused to load the updatable model: {error}")
+    return model
 
 
 def _save(model: ct.models.MLModel, path: Path) -> Path:
@@ -339,17 +345,37 @@ def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], w
     )
 
 
-def _copy_tokenizer(folder: ModelFolder, stage: Path) -> list[str]:
+def _copy_tokenizer(folder: ModelFolder, stage: Path, max_length: int) -> list[str]:
     from export.tokenizer_info import write_vocab
 
     write_vocab(folder.tokenizer, stage / VOCAB_FILE)
     copied = [VOCAB_FILE]
     for name in _TOKENIZER_COPIES:
         source = folder.path / name
-        if source.is_file():
+        if not source.is_file():
+            continue
+        if name == "tokenizer.json":
+            _write_fixed_length_tokenizer(source, stage / name, max_length, folder)
+        else:
             shutil.copyfile(source, stage / name)
-            copied.append(name)
+        copied.append(name)
     return copied
+
+
+def _write_fixed_length_tokenizer(source: Path, target: Path, max_length: int, folder: ModelFolder) -> None:
+    """Ship tokenizer.json padding/truncating to exactly the models' input length.
+
+    A teacher's file often pads to its own length (all-MiniLM: 128); loaded as shipped (Python
+    ``tokenizers``, a Swift port) it would then produce arrays the [1, max_length] models reject.
+    """
+    data = json.loads(source.read_text(encoding="utf-8"))
+    pad = folder.tokenizer.special_tokens.get("pad")
+    data["truncation"] = {"direction": "Right", "max_length": max_length, "strategy": "LongestFirst", "stride": 0}
+    data["padding"] = {
+        "strategy": {"Fixed": max_length}, "direction": "Right", "pad_to_multiple_of": None,
+        "pad_id": pad.id if pad else 0, "pad_type_id": 0, "pad_token": pad.token if pad else "[PAD]",
+    }
+    target.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def _versions() -> dict[str, str]:

@@ -54,7 +54,10 @@ class TokenizerInfo:
             "vocab_file": vocab_file,
             "vocab_size": self.vocab_size,
             "lowercase": self.lowercase,
-            "strip_accents": self.strip_accents,
+            # The effective value: Hugging Face's null means "strip accents when lower-casing", which
+            # an iOS re-implementation would otherwise read as false ("Café" -> "cafe" either way here).
+            "strip_accents": self.strip_accents if self.strip_accents is not None else self.lowercase,
+            "clean_text": True,
             "tokenize_chinese_chars": self.tokenize_chinese_chars,
             "continuing_subword_prefix": self.continuing_subword_prefix,
             "max_input_chars_per_word": self.max_input_chars_per_word,

@@ -64,8 +64,9 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "export_dir": str(self.export_dir),
-            "model_dir": str(self.model_dir) if self.model_dir else None,
+            # Relative to the export folder (check.json lives there and may ship in an app bundle).
+            "export_dir": ".",
+            "model_dir": _relative(self.model_dir, self.export_dir) if self.model_dir else None,
             "reference": self.reference_name,
             "platform": self.platform,
             "passed": self.passed,
@@ -112,3 +113,9 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(Path(path).resolve(), Path(start).resolve())

@@ -106,6 +106,19 @@ def _tokenizer_files(ctx: CheckContext, manifest: dict) -> list[str]:
         count = len(lines) - (1 if lines and lines[-1] == "" else 0)
         if count != int(info.get("vocab_size", -1)):
             out.append(f"{vocab.name}: {count} tokens but manifest tokenizer.vocab_size is {info.get('vocab_size')}")
+    shipped = ctx.export_dir / "tokenizer.json"
+    length = manifest.get("max_length")
+    if shipped.is_file() and length:
+        # Loaded exactly as shipped (no overrides), as an app or a Swift port would load it.
+        from tokenizers import Tokenizer
+
+        try:
+            ids = Tokenizer.from_file(str(shipped)).encode("a short note").ids
+        except Exception as exc:  # noqa: BLE001 - any unreadable tokenizer is a failure to report
+            out.append(f"{shipped.name}: cannot be loaded ({exc})")
+        else:
+            if len(ids) != int(length):
+                out.append(f"{shipped.name}: as shipped it produces {len(ids)} ids, the models take [1, {length}]")
     return out
 
 

@@ -155,3 +155,17 @@ def test_a_classifier_from_another_model_is_caught_by_its_weights(bert_export, m
     assert twin["max_abs_diff"] <= 1e-4  # the twin alone cannot tell
     assert parity.details["weights"]["Encoder.mlpackage"]["passed"]
     assert "Classifier.mlpackage: compute_precision: manifest 'fp32' vs model 'fp16'" in report.get("shape").message
+
+
+def test_shipped_tokenizer_that_pads_to_another_length_fails(bert_export, copy_export):
+    folder = copy_export(bert_export)
+    tokenizer = folder / "tokenizer.json"
+    if not tokenizer.exists():
+        pytest.skip("this export ships no tokenizer.json")
+    data = json.loads(tokenizer.read_text())
+    data["padding"]["strategy"] = {"Fixed": 128}  # what a teacher's file (all-MiniLM) would say
+    data["truncation"]["max_length"] = 128
+    tokenizer.write_text(json.dumps(data))
+    report = run_checks(folder)
+    shape = report.get("shape")
+    assert shape.passed is False and "tokenizer.json: as shipped it produces 128 ids" in shape.message
