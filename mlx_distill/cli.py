@@ -230,7 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     test = read_examples(demo.TEST_FILE)
     out = args.out
     print(f"[1/5] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
-    teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=3, learning_rate=1e-4))
+    teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=5, learning_rate=1e-4))
     resume = not args.restart
     teacher = fine_tune_teacher(demo.minilm_dir(), train, validation, out / "teacher", teacher_cfg, resume, test=test)
     _print_eval("teacher", teacher)
