@@ -46,6 +46,10 @@ RULES: dict[str, str] = {
     "mini-batch-size": "miniBatchSize default > 0, inside its allowed set/range, and the set/range positive",
     "epochs": "epochs present, default > 0, inside its allowed set/range, and the set/range positive",
     "seed": "a seed, when given, lies inside its allowed set/range",
+    "input-rank": "a neural network with the default (rank-5) array mapping takes MLMultiArray inputs of "
+                  "rank 1 or 3 only (so [E], not [1, E]: the \"(1, 768) vs (768)\" trap)",
+    "pipeline-wiring": "each pipeline stage's inputs are produced, with equal types, by the pipeline inputs or an "
+                       "earlier stage, and every pipeline output is produced by some stage",
 }
 
 _BACKPROP_LAYERS = {"convolution", "innerProduct", "uniDirectionalLSTM", "flatten", "pooling", "batchnorm"}
@@ -92,6 +96,7 @@ def lint_spec(spec: Model_pb2.Model) -> list[Violation]:
         out.append(Violation("spec-version", f"specificationVersion is {spec.specificationVersion}"))
     kind = spec.WhichOneof("Type")
     if kind in _PIPELINE_TYPES:
+        out.extend(_lint_pipeline_wiring(spec, getattr(spec, kind).pipeline))
         out.extend(_lint_pipeline(getattr(spec, kind).pipeline))
     elif kind in _NN_TYPES:
         out.extend(_lint_network(spec, getattr(spec, kind), is_classifier=kind == "neuralNetworkClassifier"))
@@ -123,8 +128,47 @@ def _lint_pipeline(pipeline: Model_pb2.Pipeline) -> list[Violation]:
 # --- neural networks ----------------------------------------------------------------------------
 
 
+def _lint_pipeline_wiring(spec: Model_pb2.Model, pipeline: Model_pb2.Pipeline) -> list[Violation]:
+    """Core ML's PipelineValidator: every stage input comes, with an equivalent type, from the
+    pipeline inputs or an earlier stage; every pipeline output is produced."""
+    available = {f.name: f.type for f in spec.description.input}
+    out: list[Violation] = []
+    for i, model in enumerate(pipeline.models):
+        for feature in model.description.input:
+            source = available.get(feature.name)
+            if source is None:
+                out.append(Violation("pipeline-wiring", f"stage {i} input {feature.name!r} is not produced before it"))
+            elif source.SerializeToString() != feature.type.SerializeToString() and not _same_array_shape(source, feature.type):
+                out.append(Violation("pipeline-wiring", f"stage {i} input {feature.name!r} has another type/shape "
+                                                        "than what feeds it"))
+        available.update({f.name: f.type for f in model.description.output})
+    for feature in spec.description.output:
+        if feature.name not in available:
+            out.append(Violation("pipeline-wiring", f"pipeline output {feature.name!r} is produced by no stage"))
+    return out
+
+
+def _same_array_shape(a, b) -> bool:
+    """Equivalent multi-array types: same shape and data type (other fields may differ)."""
+    if a.WhichOneof("Type") != "multiArrayType" or b.WhichOneof("Type") != "multiArrayType":
+        return a.WhichOneof("Type") == b.WhichOneof("Type") and a.WhichOneof("Type") != "multiArrayType"
+    return list(a.multiArrayType.shape) == list(b.multiArrayType.shape) and a.multiArrayType.dataType == b.multiArrayType.dataType
+
+
+def _lint_input_ranks(spec: Model_pb2.Model, nn) -> list[Violation]:
+    if nn.arrayInputShapeMapping != 0:  # EXACT_ARRAY_MAPPING: any rank is fine
+        return []
+    return [
+        Violation("input-rank", f"input {f.name!r} has shape {list(f.type.multiArrayType.shape)} (rank "
+                                f"{len(f.type.multiArrayType.shape)})")
+        for f in spec.description.input
+        if f.type.WhichOneof("Type") == "multiArrayType" and len(f.type.multiArrayType.shape) not in (1, 3)
+    ]
+
+
 def _lint_network(spec: Model_pb2.Model, nn, is_classifier: bool) -> list[Violation]:
     out: list[Violation] = []
+    out.extend(_lint_input_ranks(spec, nn))
     out.extend(_lint_layers(nn))
     out.extend(_lint_names(nn))
     losses = list(nn.updateParams.lossLayers)

@@ -380,3 +380,14 @@ def test_pipeline_spec_computes_the_shell_with_the_numpy_runtime(bert_export, be
         got = np.array([out["label_probs"][label] for label in LABELS])
         assert np.abs(got - expected[row]).max() <= 1e-4
         assert out["label"] == LABELS[int(expected[row].argmax())]
+
+
+def test_pipeline_whose_stages_disagree_breaks_the_wiring_rule(bert_export):
+    spec = _spec(bert_export.updatable_pipeline_path)
+    _, head = spec.pipelineClassifier.pipeline.models
+    head.description.input[0].type.multiArrayType.shape[:] = [1, int(head.description.input[0].type.multiArrayType.shape[0])]
+    rules = [v.rule for v in lint_spec(spec)]
+    assert "pipeline-wiring" in rules and "input-rank" in rules
+    spec = _spec(bert_export.updatable_pipeline_path)
+    spec.description.output[0].name = "nowhere"
+    assert [v.rule for v in lint_spec(spec)] == ["pipeline-wiring"]

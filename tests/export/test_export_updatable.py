@@ -261,3 +261,11 @@ def test_command_line_checks_saved_files(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"ok   {good}" in out and f"FAIL {bad}" in out and "[backpropagation-path]" in out
+
+
+def test_rank_two_head_input_breaks_the_input_rank_rule():
+    spec, _, _ = _head()
+    assert "input-rank" not in _rules(spec)
+    feature = spec.description.input[0]
+    feature.type.multiArrayType.shape[:] = [1, E]  # the "(1, 768) vs (768)" trap
+    assert "input-rank" in _rules(spec)
