@@ -1,8 +1,8 @@
 """Atomic writes: a reader never sees a half-written export or manifest.
 
 Outputs are built in a hidden staging folder next to the target (same filesystem, so ``rename``
-is atomic) and swapped in at the end. A crash or an error mid-export leaves the previous export
-untouched and no partial files behind.
+is atomic), flushed to disk and swapped in at the end. A crash or an error mid-export leaves the
+previous export untouched; the next export sweeps up whatever a killed one left beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces ``target``, on error it is deleted."""
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; an export folder should be readable like any other
     try:
@@ -28,7 +29,33 @@ def staged_directory(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _fsync_tree(staging)
     publish_directory(staging, target)
+
+
+def _sweep_leftovers(target: Path) -> None:
+    """Remove full-size staging / backup folders that a killed export left beside ``target``.
+    A previous export that was renamed away but never replaced is put back first."""
+    backups = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if backups and not target.exists():
+        os.rename(backups.pop(), target)
+    for leftover in [*backups, *target.parent.glob(f".{target.name}.staging-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file, then the folders, so the rename that publishes them cannot outlive them."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

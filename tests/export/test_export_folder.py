@@ -344,6 +344,24 @@ def test_failed_staging_leaves_previous_output_untouched(tmp_path):
     assert [p.name for p in target.iterdir()] == ["manifest.json"]
 
 
+def test_leftovers_of_a_killed_export_are_swept_and_a_lost_export_restored(tmp_path):
+    target = tmp_path / "out"
+    # A kill after the old export was renamed away, before the new one was renamed in:
+    (tmp_path / ".out.old-abc").mkdir()
+    (tmp_path / ".out.old-abc" / "manifest.json").write_text('{"previous": true}')
+    (tmp_path / ".out.staging-xyz").mkdir()
+    (tmp_path / ".out.staging-xyz" / "Classifier.mlpackage").write_text("half")
+    with pytest.raises(RuntimeError):
+        with staged_directory(target):
+            assert (target / "manifest.json").read_text() == '{"previous": true}'  # restored first
+            raise RuntimeError("this export fails too")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with staged_directory(target) as stage:
+        (stage / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (target / "manifest.json").read_text() == "{}"
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="precision"):
         ExportConfig(precision="int8")
