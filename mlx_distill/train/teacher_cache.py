@@ -72,12 +72,62 @@ def cache_key(teacher_dir: Path, dataset: EncodedDataset, spec: CacheSpec) -> st
     return digest.hexdigest()[:24]
 
 
+_NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32}
+
+
+def _memory_map(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as read-only memory maps (the format is an 8-byte header
+    length, a JSON header of dtype/shape/offsets, then raw little-endian data)."""
+    with path.open("rb") as f:
+        header_length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_length))
+    start = 8 + header_length
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, _ = entry["data_offsets"]
+        out[name] = np.memmap(path, dtype=_NUMPY_DTYPES[entry["dtype"]], mode="r", offset=start + begin,
+                              shape=tuple(entry["shape"]))
+    return out
+
+
+class ShardedRows:
+    """Rows spread over several shards' memory maps, read on demand.
+
+    Why: hidden states and attention maps of a large teacher over many texts run to gigabytes;
+    a batch needs only its own rows, so the cache is never loaded whole.
+    """
+
+    def __init__(self, parts: list[np.ndarray]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.dtype = np.result_type(*[p.dtype for p in parts])
+        self.shape = (int(self.starts[-1]), *parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.atleast_1d(np.asarray(rows))
+        shard = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        for index in np.unique(shard):
+            pick = shard == index
+            out[pick] = self.parts[index][rows[pick] - self.starts[index]]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[np.arange(len(self))]
+        return whole if dtype is None else whole.astype(dtype)
+
+
 @dataclass
 class TeacherCache:
     key: str
-    logits: np.ndarray  # (N, C) float32
-    hidden: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (N, L, H) float16
-    attention: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (N, heads|1, L, L) float16
+    logits: np.ndarray  # (N, C) float32, small: loaded whole
+    hidden: dict[int, ShardedRows] = field(default_factory=dict)  # layer -> (N, L, H), fp16 unless that overflows
+    attention: dict[int, ShardedRows] = field(default_factory=dict)  # layer -> (N, heads|1, L, L) float16
     reused: bool = False
 
     def batch(self, rows: np.ndarray) -> dict[str, mx.array]:
@@ -131,9 +181,9 @@ class TeacherCache:
         manifest = json.loads((folder / "manifest.json").read_text())
         parts: dict[str, list[np.ndarray]] = {}
         for name in manifest["shards"]:
-            for tensor_name, value in mx.load(str(folder / name)).items():
-                parts.setdefault(tensor_name, []).append(np.array(value))
-        joined = {k: np.concatenate(v) for k, v in parts.items()}
-        hidden = {int(k.split(".")[1]): v for k, v in joined.items() if k.startswith("hidden.")}
-        attention = {int(k.split(".")[1]): v for k, v in joined.items() if k.startswith("attention.")}
-        return cls(key, joined["logits"], hidden, attention, reused=reused)
+            for tensor_name, value in _memory_map(folder / name).items():
+                parts.setdefault(tensor_name, []).append(value)
+        logits = np.concatenate([np.asarray(p) for p in parts.pop("logits")])
+        hidden = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("hidden.")}
+        attention = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("attention.")}
+        return cls(key, logits, hidden, attention, reused=reused)

@@ -56,3 +56,21 @@ def test_cache_contents_key_and_reuse(teacher_dir, tmp_path):
     retrained = load_classifier(teacher_dir)
     assert TeacherCache.build(retrained, data, spec, tmp_path / "cache").key != cache.key
     assert not list((tmp_path / "cache").glob(".*.tmp")), "no temp folders left behind"
+
+
+def test_multi_shard_cache_reads_rows_from_memory_maps(teacher_dir, tmp_path, monkeypatch):
+    import mlx_distill.train.teacher_cache as teacher_cache
+
+    teacher = load_classifier(teacher_dir)
+    data = _dataset(teacher_dir, 16)
+    spec = CacheSpec(hidden_layers=(2,), attention_layers=(1,), mean_heads=True, batch_size=2)
+    single = TeacherCache.build(teacher, data, spec, tmp_path / "one")
+    monkeypatch.setattr(teacher_cache, "SHARD_ROWS", 3)  # 4 rows -> shards of 3 and 1
+    sharded = TeacherCache.build(teacher, data, spec, tmp_path / "many")
+    assert len(list((tmp_path / "many" / sharded.key).glob("shard-*.safetensors"))) == 2
+    assert isinstance(sharded.hidden[2].parts[0], np.memmap)
+    rows = np.array([3, 0, 2, 3])
+    a, b = single.batch(rows), sharded.batch(rows)
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(np.array(a[name]), np.array(b[name]), err_msg=name)
