@@ -3,7 +3,6 @@ empty evaluation sets, an existing head's label order, and each loss weight."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
