@@ -20,7 +20,7 @@ Semantics (NeuralNetwork.proto and Apple's documentation of ``MLUpdateTask``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -256,18 +256,9 @@ def _mean_loss(executor: NeuralNetworkExecutor, config: UpdateConfig, path: _Tra
 
 # -- public ----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Trained:
-    config: UpdateConfig
-    epochs: tuple
-    initial_loss: float
-    final_loss: float
-    weight_change: dict
-    examples: int
-
-
-def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> _Trained:
-    """Train the NeuralNetwork ``spec`` in place on validated-by-name raw examples."""
+def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> UpdateResult:
+    """Train the NeuralNetwork ``spec`` in place on validated-by-name raw examples (the caller fills
+    in which model was trained, the whole trained spec and where it was saved)."""
     config = read_update_config(spec)
     if parameters:
         config = with_overrides(config, spec, parameters)
@@ -307,7 +298,7 @@ def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> _Tr
         layer = layers[name]
         encode_fp32(getattr(getattr(layer, layer.WhichOneof("layer")), field), executor.store.get(layer, field))
     change = {f"{n}.{f}": float(np.max(np.abs(weights[(n, f)] - start[(n, f)]))) for (n, f) in keys}
-    return _Trained(config, tuple(reports), initial, final, change, len(examples))
+    return UpdateResult(config, tuple(reports), initial, final, change, len(examples), spec=None, path=None)
 
 
 def _pipeline_examples(spec: Any, raw: list) -> tuple[Any, list, str]:
@@ -364,5 +355,4 @@ def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping
         target, trained = spec, "model"
     done = _train(target, raw, parameters)
     saved = save_spec_atomic(spec, output_path) if output_path is not None else None
-    return UpdateResult(done.config, done.epochs, done.initial_loss, done.final_loss, done.weight_change,
-                        done.examples, spec, saved, trained)
+    return replace(done, spec=spec, path=saved, trained=trained)
