@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from export.shell.common import (
+    DenseResidualNorm,
+    Intermediate,
     EncoderShell,
     SequenceClassifierShell,
     AttentionScores,
@@ -117,52 +119,26 @@ class BertSelfAttention(nn.Module):
         return merge_heads(attend(self.scores(q, k), mask, v), *shape)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
+def _layer_norm(config: BertShellConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
 
 class BertAttention(nn.Module):
     def __init__(self, config: BertShellConfig, max_length: int) -> None:
         super().__init__()
         self.self = BertSelfAttention(config, max_length)
-        self.output = BertSelfOutput(config)
+        self.output = DenseResidualNorm(config.hidden_size, config.hidden_size, _layer_norm(config))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.output(self.self(hidden, mask), hidden)
-
-
-class BertIntermediate(nn.Module):
-    def __init__(self, config: BertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = make_activation(config.hidden_act)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden))
-
-
-class BertOutput(nn.Module):
-    def __init__(self, config: BertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
 
 
 class BertLayer(nn.Module):
     def __init__(self, config: BertShellConfig, max_length: int) -> None:
         super().__init__()
         self.attention = BertAttention(config, max_length)
-        self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.intermediate = Intermediate(config.hidden_size, config.intermediate_size, config.hidden_act)
+        self.output = DenseResidualNorm(config.intermediate_size, config.hidden_size, _layer_norm(config))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         attention_output = self.attention(hidden, mask)

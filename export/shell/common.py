@@ -197,6 +197,33 @@ def additive_mask(attention_mask: torch.Tensor, max_length: int, mask_value: flo
     return ((1.0 - keep) * mask_value).reshape(-1, 1, 1, max_length)
 
 
+# --- blocks both architectures build from (HF parameter names: dense, LayerNorm) -----------------
+
+
+class DenseResidualNorm(nn.Module):
+    """norm(dense(x) + residual): HF's Bert(Self)Output, MobileBertSelfOutput, OutputBottleneck, FFNOutput."""
+
+    def __init__(self, in_dims: int, out_dims: int, norm: nn.Module) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_dims, out_dims)
+        self.LayerNorm = norm
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(hidden) + residual)
+
+
+class Intermediate(nn.Module):
+    """act(dense(x)): HF's BertIntermediate / MobileBertIntermediate."""
+
+    def __init__(self, in_dims: int, intermediate_size: int, hidden_act: str) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_dims, intermediate_size)
+        self.intermediate_act_fn = make_activation(hidden_act)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden))
+
+
 # --- the two levels every architecture shares ---------------------------------------------------
 
 

@@ -27,6 +27,8 @@ from torch.nn import functional as F
 
 from export.shell.bert import _num_labels
 from export.shell.common import (
+    DenseResidualNorm,
+    Intermediate,
     EncoderShell,
     SequenceClassifierShell,
     AttentionScores,
@@ -150,45 +152,24 @@ class MobileBertSelfAttention(nn.Module):
         return merge_heads(attend(self.scores(q, k), mask, v), *shape)
 
 
-class MobileBertSelfOutput(nn.Module):
-    def __init__(self, config: MobileBertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.true_hidden_size, config.true_hidden_size)
-        self.LayerNorm = make_norm(config.normalization_type, config.true_hidden_size, config.layer_norm_eps)
+def _norm(config: MobileBertShellConfig, dims: int) -> nn.Module:
+    return make_norm(config.normalization_type, dims, config.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
+
+def _intermediate(config: MobileBertShellConfig) -> Intermediate:
+    return Intermediate(config.true_hidden_size, config.intermediate_size, config.hidden_act)
 
 
 class MobileBertAttention(nn.Module):
     def __init__(self, config: MobileBertShellConfig, max_length: int) -> None:
         super().__init__()
         self.self = MobileBertSelfAttention(config, max_length)
-        self.output = MobileBertSelfOutput(config)
+        width = config.true_hidden_size
+        self.output = DenseResidualNorm(width, width, _norm(config, width))
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 layer_input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.output(self.self(query, key, value, mask), layer_input)
-
-
-class MobileBertIntermediate(nn.Module):
-    def __init__(self, config: MobileBertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.true_hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = make_activation(config.hidden_act)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden))
-
-
-class OutputBottleneck(nn.Module):
-    def __init__(self, config: MobileBertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.true_hidden_size, config.hidden_size)
-        self.LayerNorm = make_norm(config.normalization_type, config.hidden_size, config.layer_norm_eps)
-
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
 
 
 class MobileBertOutput(nn.Module):
@@ -199,7 +180,8 @@ class MobileBertOutput(nn.Module):
         # transformers builds this one without eps= -> torch default 1e-5.
         self.LayerNorm = make_norm(config.normalization_type, config.true_hidden_size, TORCH_DEFAULT_LN_EPS)
         if self.use_bottleneck:
-            self.bottleneck = OutputBottleneck(config)
+            self.bottleneck = DenseResidualNorm(config.true_hidden_size, config.hidden_size,
+                                                _norm(config, config.hidden_size))
 
     def forward(self, intermediate: torch.Tensor, residual_1: torch.Tensor, residual_2: torch.Tensor) -> torch.Tensor:
         out = self.LayerNorm(self.dense(intermediate) + residual_1)
@@ -239,21 +221,12 @@ class Bottleneck(nn.Module):
         return hidden, hidden, hidden, bottlenecked
 
 
-class FFNOutput(nn.Module):
-    def __init__(self, config: MobileBertShellConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.true_hidden_size)
-        self.LayerNorm = make_norm(config.normalization_type, config.true_hidden_size, config.layer_norm_eps)
-
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
-
-
 class FFNLayer(nn.Module):
     def __init__(self, config: MobileBertShellConfig) -> None:
         super().__init__()
-        self.intermediate = MobileBertIntermediate(config)
-        self.output = FFNOutput(config)
+        self.intermediate = _intermediate(config)
+        self.output = DenseResidualNorm(config.intermediate_size, config.true_hidden_size,
+                                        _norm(config, config.true_hidden_size))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.output(self.intermediate(hidden), hidden)
@@ -264,7 +237,7 @@ class MobileBertLayer(nn.Module):
         super().__init__()
         self.use_bottleneck = config.use_bottleneck
         self.attention = MobileBertAttention(config, max_length)
-        self.intermediate = MobileBertIntermediate(config)
+        self.intermediate = _intermediate(config)
         self.output = MobileBertOutput(config)
         if self.use_bottleneck:
             self.bottleneck = Bottleneck(config)
