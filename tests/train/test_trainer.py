@@ -65,42 +65,35 @@ def test_loss_goes_down_and_model_learns(tmp_path):
     assert (tmp_path / "checkpoint" / "trainer.json").exists() and (tmp_path / "best.safetensors").exists()
 
 
-def test_compiled_step_equals_eager_step(tmp_path):
-    results = []
-    for compiled in (True, False):
-        config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3, compile=compiled, checkpoint_every=0)
-        model, trainer = make_trainer(tmp_path / str(compiled), config, dropout=0.0)
+def assert_same_training(tmp_path, a: TrainConfig, b: TrainConfig, atol: float, steps: int | None = None) -> None:
+    """Train the same model (dropout off) under two configurations; the weights must agree."""
+    trained = []
+    for name, config in (("a", a), ("b", b)):
+        model, trainer = make_trainer(tmp_path / name, config, dropout=0.0)
+        if steps is not None:
+            assert trainer.total_steps == steps
         trainer.fit()
-        results.append(weights(model))
-    for name in results[0]:
-        np.testing.assert_allclose(results[0][name], results[1][name], atol=1e-5, err_msg=name)
+        trained.append(weights(model))
+    for name in trained[0]:
+        np.testing.assert_allclose(trained[0][name], trained[1][name], atol=atol, err_msg=name)
+
+
+def test_compiled_step_equals_eager_step(tmp_path):
+    base = dict(epochs=1, batch_size=16, learning_rate=1e-3, checkpoint_every=0)
+    assert_same_training(tmp_path, TrainConfig(**base, compile=True), TrainConfig(**base, compile=False), atol=1e-5)
 
 
 def test_gradient_accumulation_matches_large_batch(tmp_path):
     big = TrainConfig(epochs=2, batch_size=16, grad_accum_steps=1, learning_rate=1e-3, checkpoint_every=0)
     small = TrainConfig(epochs=2, batch_size=8, grad_accum_steps=2, learning_rate=1e-3, checkpoint_every=0)
-    model_a, trainer_a = make_trainer(tmp_path / "a", big, dropout=0.0)
-    model_b, trainer_b = make_trainer(tmp_path / "b", small, dropout=0.0)
-    assert trainer_a.total_steps == trainer_b.total_steps == 8
-    trainer_a.fit()
-    trainer_b.fit()
-    wa, wb = weights(model_a), weights(model_b)
-    for name in wa:
-        np.testing.assert_allclose(wa[name], wb[name], atol=2e-5, err_msg=name)
+    assert_same_training(tmp_path, big, small, atol=2e-5, steps=8)
 
 
 def test_accumulation_weights_a_short_last_micro_batch_by_its_rows(tmp_path):
     """64 rows: batch 24 x 3 micro-batches (24, 24, 16) per step must equal one batch of 64."""
     one = TrainConfig(epochs=2, batch_size=64, grad_accum_steps=1, learning_rate=1e-3, checkpoint_every=0)
     three = TrainConfig(epochs=2, batch_size=24, grad_accum_steps=3, learning_rate=1e-3, checkpoint_every=0)
-    model_a, trainer_a = make_trainer(tmp_path / "a", one, dropout=0.0)
-    model_b, trainer_b = make_trainer(tmp_path / "b", three, dropout=0.0)
-    assert trainer_a.total_steps == trainer_b.total_steps == 2
-    trainer_a.fit()
-    trainer_b.fit()
-    wa, wb = weights(model_a), weights(model_b)
-    for name in wa:
-        np.testing.assert_allclose(wa[name], wb[name], atol=2e-5, err_msg=name)
+    assert_same_training(tmp_path, one, three, atol=2e-5, steps=2)
 
 
 def test_kill_and_resume_gives_identical_weights(tmp_path):
