@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from export.shell.common import (
+    LayerStack,
     DenseResidualNorm,
     Intermediate,
     EncoderShell,
@@ -145,15 +146,8 @@ class BertLayer(nn.Module):
         return self.output(self.intermediate(attention_output), attention_output)
 
 
-class BertEncoder(nn.Module):
-    def __init__(self, config: BertShellConfig, max_length: int) -> None:
-        super().__init__()
-        self.layer = nn.ModuleList([BertLayer(config, max_length) for _ in range(config.num_hidden_layers)])
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for layer in self.layer:
-            hidden = layer(hidden, mask)
-        return hidden
+class BertEncoder(LayerStack):
+    layer_class = BertLayer
 
 
 class BertPooler(nn.Module):

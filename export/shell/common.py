@@ -224,6 +224,21 @@ class Intermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden))
 
 
+class LayerStack(nn.Module):
+    """HF's ``*Encoder``: ``layer`` = num_hidden_layers blocks applied in turn with the same mask."""
+
+    layer_class: type[nn.Module]
+
+    def __init__(self, config: Any, max_length: int) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList([self.layer_class(config, max_length) for _ in range(config.num_hidden_layers)])
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            hidden = layer(hidden, mask)
+        return hidden
+
+
 # --- the two levels every architecture shares ---------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from export.shell.bert import _num_labels
 from export.shell.common import (
+    LayerStack,
     DenseResidualNorm,
     Intermediate,
     EncoderShell,
@@ -256,15 +257,8 @@ class MobileBertLayer(nn.Module):
         return self.output(self.intermediate(attention_output), attention_output, hidden)
 
 
-class MobileBertEncoder(nn.Module):
-    def __init__(self, config: MobileBertShellConfig, max_length: int) -> None:
-        super().__init__()
-        self.layer = nn.ModuleList([MobileBertLayer(config, max_length) for _ in range(config.num_hidden_layers)])
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for layer in self.layer:
-            hidden = layer(hidden, mask)
-        return hidden
+class MobileBertEncoder(LayerStack):
+    layer_class = MobileBertLayer
 
 
 class MobileBertPooler(nn.Module):
