@@ -45,11 +45,7 @@ class TextClassifier:
         if ids.size and (ids.min() < 0 or ids.max() >= vocab):
             bad = ids[(ids < 0) | (ids >= vocab)]
             raise ValueError(f"token ids must be in [0, {vocab}); got {bad[:5].tolist()}")
-        if ids.shape[-1] > self.loaded.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence length {ids.shape[-1]} exceeds max_position_embeddings "
-                f"{self.loaded.config.max_position_embeddings}"
-            )
+        check_inputs_fit(self.loaded.config, 0, ids.shape[-1], "input_ids")
         out = []
         for start in range(0, len(ids), self.batch_size):
             logits = self.loaded.model(

@@ -15,17 +15,21 @@ import mlx_distill
 from mlx_distill.blas import sgemm_provider
 
 
-def select_device() -> str:
-    """Make the best available device the default and return its name ('gpu (metal)', 'cpu', ...)."""
+def best_device() -> str:
+    """The best device MLX has here: 'gpu (metal)', 'gpu (cuda)' or 'cpu' (changes nothing)."""
     if mx.metal.is_available():
-        mx.set_default_device(mx.gpu)
         return "gpu (metal)"
     cuda = getattr(mx, "cuda", None)
     if cuda is not None and cuda.is_available():
-        mx.set_default_device(mx.gpu)
         return "gpu (cuda)"
-    mx.set_default_device(mx.cpu)
     return "cpu"
+
+
+def select_device() -> str:
+    """Make the best available device the default and return its name."""
+    device = best_device()
+    mx.set_default_device(mx.cpu if device == "cpu" else mx.gpu)
+    return device
 
 
 def _version(dist: str) -> str:
@@ -37,7 +41,7 @@ def _version(dist: str) -> str:
 
 def runtime_info() -> dict[str, object]:
     """Versions, device and BLAS, as plain data for ``info`` and reports."""
-    device = select_device()
+    device = best_device()
     info: dict[str, object] = {
         "mlx_distill": mlx_distill.__version__,
         "python": sys.version.split()[0],
