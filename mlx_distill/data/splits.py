@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_distill.data.files import Example
+from mlx_distill.data.records import Example
 
 
 def stratified_split(examples: list[Example], fraction: float, seed: int = 0) -> tuple[list[Example], list[Example]]:
