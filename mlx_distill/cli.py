@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+
+from mlx_distill.paths import PathArg, refuse_overlap, require_file, require_folder, require_output_folder
+
+_DATA = "a .jsonl or .csv file with text,label"
+_TEXTS = "a .txt (one text per line), .jsonl or .csv file with a text field"
+_MODEL = "a Hugging Face model folder with config.json"
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -82,13 +90,19 @@ def _train_config(args: argparse.Namespace):
 
 
 def _read_splits(args: argparse.Namespace):
-    """(train, evaluation, test) examples from --train / --eval / --test."""
-    from mlx_distill.data import read_examples, stratified_split
+    """(train, evaluation, test) examples from --train / --eval / --test, checked together:
+    conflicting labels are an error, duplicates, leakage and odd labels are reported."""
+    from mlx_distill.data import check_labelled, read_examples, stratified_split
 
     train = read_examples(args.train)
     test = read_examples(args.test) if args.test else None
-    if args.eval:
-        return train, read_examples(args.eval), test
+    evaluation = read_examples(args.eval) if args.eval else None
+    checked = check_labelled(train, evaluation, test)
+    for warning in checked.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    train, evaluation, test = checked.train, checked.evaluation, checked.test
+    if evaluation is not None:
+        return train, evaluation, test
     train, held_out = stratified_split(train, 0.15, seed=args.seed)
     print(f"no --eval file: holding out {len(held_out)} of {len(train) + len(held_out)} examples", file=sys.stderr)
     return train, held_out, test
@@ -132,8 +146,11 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from mlx_distill.train.distill import DistillConfig, distill
     from mlx_distill.train.student_init import StudentSpec
 
+    from mlx_distill.data import read_unlabeled
+
     select_device()
     train, evaluation, test = _read_splits(args)
+    unlabeled = [row for path in args.unlabeled or [] for row in read_unlabeled(path)]
     init = args.init or ("pretrained" if args.student else "teacher")
     student = StudentSpec(
         init=init, preset=args.student_preset, config_file=args.student_config,
@@ -143,9 +160,16 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         max_length=args.max_length, temperature=args.temperature, kd_weight=args.kd_weight, ce_weight=args.ce_weight,
         hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
         embedding_weight=args.embedding_weight, layer_map=_parse_layer_map(args.layer_map),
-        cache_dir=str(args.cache_dir) if args.cache_dir else None, train=_train_config(args),
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, labelled_repeats=args.labelled_repeats,
+        train=_train_config(args),
     )
-    report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart, test=test)
+    report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart, test=test,
+                     unlabeled=unlabeled)
+    if unlabeled:
+        t = report["transfer"]
+        print(f"transfer set: {t['used']} of {t['given']} unlabelled texts used ({t['duplicates']} duplicates, "
+              f"{t['also_labelled']} already labelled, {t['dropped_eval_test']} found in eval/test data dropped)",
+              file=sys.stderr)
     split = "test" if "test" in report else "eval"
     print(f"teacher {split} accuracy {report['teacher_' + split]['accuracy']:.3f}; "
           f"student ({report['student_parameters']:,} parameters):")
@@ -261,6 +285,106 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+# ---- path checks, before any work -----------------------------------------------------------------
+def _data_args(args: argparse.Namespace) -> list[PathArg]:
+    """The labelled (and unlabelled) data files a training command reads, each checked as a file."""
+    files = [PathArg(flag, path) for flag, path in (("--train", args.train), ("--eval", args.eval), ("--test", args.test))
+             if path is not None]
+    for arg in files:
+        require_file(arg, _DATA)
+    texts = [PathArg("--unlabeled", path) for path in getattr(args, "unlabeled", None) or []]
+    for arg in texts:
+        require_file(arg, _TEXTS)
+    return files + texts
+
+
+def _model_arg(flag: str, value: str | Path) -> PathArg:
+    """A model given as a folder or as a cached Hugging Face repo id, as the folder it names."""
+    from mlx_distill.models.hub import resolve_model_dir
+
+    path = Path(value).expanduser()
+    if path.exists():
+        require_folder(PathArg(flag, path), _MODEL, marker="config.json")
+        return PathArg(flag, path)
+    return PathArg(flag, resolve_model_dir(value))  # a repo id in the cache, or one clear error
+
+
+def _paths_training(args: argparse.Namespace) -> None:
+    inputs = _data_args(args)
+    if args.command == "teacher":
+        inputs.append(_model_arg("--model", args.model))
+    else:
+        inputs.append(_model_arg("--teacher", args.teacher))
+        if args.student is not None:
+            inputs.append(_model_arg("--student", args.student))
+        if args.student_config:
+            config = PathArg("--student-config", Path(args.student_config))
+            require_file(config, "a MobileBERT config.json")
+            inputs.append(config)
+    out = PathArg("--out", args.out)
+    require_output_folder(out)
+    refuse_overlap(out, inputs)
+    if getattr(args, "cache_dir", None) is not None:
+        cache = PathArg("--cache-dir", args.cache_dir)
+        require_output_folder(cache)
+        refuse_overlap(cache, [a for a in inputs if a.real.is_dir()])
+
+
+def _paths_export(args: argparse.Namespace) -> None:
+    source = PathArg("STUDENT_DIR", args.student_dir)
+    require_folder(source, "the classifier folder written by `distill` (with config.json)", marker="config.json")
+    out = PathArg("--out", args.out)
+    require_output_folder(out)
+    refuse_overlap(out, [source])
+
+
+def _paths_check(args: argparse.Namespace) -> None:
+    require_folder(PathArg("EXPORT_DIR", args.export_dir), "a folder written by `export`", marker="manifest.json")
+    if args.model is not None:
+        require_folder(PathArg("--model", args.model), "the student folder it was exported from", marker="config.json")
+
+
+def _paths_predict(args: argparse.Namespace) -> None:
+    require_folder(PathArg("MODEL_DIR", args.model_dir), "a classifier folder (from `teacher` or `distill`)",
+                   marker="config.json")
+    if args.file is not None:
+        require_file(PathArg("--file", args.file), _TEXTS)
+
+
+def _paths_demo(args: argparse.Namespace) -> None:
+    require_output_folder(PathArg("--out", args.out))
+
+
+def _paths_none(args: argparse.Namespace) -> None:
+    pass
+
+
+# ---- Ctrl-C ---------------------------------------------------------------------------------------
+INTERRUPTED = "interrupted; run the same command again to resume"
+
+
+class _InterruptGuard:
+    """SIGINT raises KeyboardInterrupt as usual, but is also remembered: some libraries swallow
+    KeyboardInterrupt while they import (and a torch import cut short fails later with an unrelated
+    error), so the command's outcome is "interrupted" whatever happened after the signal. A second
+    Ctrl-C ends the process at once. Every write is atomic, so nothing half-written is ever taken
+    as finished."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            print(INTERRUPTED, file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlx_distill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,22 +401,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--update-epochs", type=int, default=10, help="on-device update epochs")
     export.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     export.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
-    export.set_defaults(run=_cmd_export)
+    export.set_defaults(run=_cmd_export, check_paths=_paths_export)
 
     check = sub.add_parser("check", help="check an export folder without a Mac (writes check.json)")
     check.add_argument("export_dir", type=Path, help="folder written by `export`")
     check.add_argument("--model", type=Path, help="the student folder it was exported from (default: from the manifest)")
     check.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
-    check.set_defaults(run=_cmd_check)
+    check.set_defaults(run=_cmd_check, check_paths=_paths_check)
 
     demo = sub.add_parser("demo", help="teacher -> distil -> export -> check -> predict on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     demo.add_argument("--restart", action="store_true", help="retrain every stage instead of reusing finished ones")
-    demo.set_defaults(run=_cmd_demo)
+    demo.set_defaults(run=_cmd_demo, check_paths=_paths_demo)
 
     info = sub.add_parser("info", help="versions, device and BLAS in use")
     info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(run=_cmd_info)
+    info.set_defaults(run=_cmd_info, check_paths=_paths_none)
 
     predict = sub.add_parser("predict", help="classify texts with a classifier folder")
     predict.add_argument("model_dir", type=Path, help="Hugging Face-format classifier folder")
@@ -301,13 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help='one JSON object per text: {"text", "label", "probs"}')
     predict.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
     predict.add_argument("--batch-size", type=int, default=32)
-    predict.set_defaults(run=_cmd_predict)
+    predict.set_defaults(run=_cmd_predict, check_paths=_paths_predict)
 
     teacher = sub.add_parser("teacher", help="fine-tune a BERT-family model into a classifier for your labels")
     teacher.add_argument("--model", required=True, help="teacher folder or Hugging Face repo id (BERT family)")
     teacher.add_argument("--freeze-encoder", action="store_true", help="train only the classification head")
     _add_training_args(teacher, epochs=4, lr=5e-5)
-    teacher.set_defaults(run=_cmd_teacher)
+    teacher.set_defaults(run=_cmd_teacher, check_paths=_paths_training)
 
     from mlx_distill.train.student_init import STUDENT_PRESETS
 
@@ -327,23 +451,54 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--embedding-weight", type=float, default=0.0, help="embedding-output MSE weight")
     distill.add_argument("--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
     distill.add_argument("--cache-dir", type=Path, help="teacher cache folder (default OUT/training/teacher_cache)")
+    distill.add_argument("--unlabeled", type=Path, action="append", metavar="FILE",
+                         help="unlabelled texts the teacher soft-labels (transfer set; .txt one per line, .jsonl or "
+                              ".csv with a text field); repeatable")
+    distill.add_argument("--labelled-repeats", type=int, default=1,
+                         help="times each labelled row is seen per epoch for each transfer row")
     _add_training_args(distill, epochs=10, lr=3e-4)
-    distill.set_defaults(run=_cmd_distill)
+    distill.set_defaults(run=_cmd_distill, check_paths=_paths_training)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
-    if extra:
-        # argparse stops filling `predict`'s texts at the first option; texts after options are still texts.
-        if args.command == "predict" and not any(e.startswith("-") for e in extra):
-            args.texts = [*args.texts, *extra]
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    guard = _InterruptGuard()
     try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _run(argv, guard)
+    finally:
+        guard.restore()
+
+
+def _run(argv: list[str], guard: _InterruptGuard) -> int:
+    """Exit codes: 0 done, 1 bad input / failed check / full disk (one line on stderr), 130 Ctrl-C."""
+    from mlx_distill.fileio import DiskFullError
+
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
+        if extra:
+            # argparse stops filling `predict`'s texts at the first option; texts after options are still texts.
+            if args.command == "predict" and not any(e.startswith("-") for e in extra):
+                args.texts = [*args.texts, *extra]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.check_paths(args)
+        code = args.run(args)
+    except KeyboardInterrupt:
+        code = 130
+    except (ValueError, OSError) as exc:  # bad input, a full disk, a missing file: one line
+        if not guard.requested:
+            print(f"error: {exc.strerror if isinstance(exc, DiskFullError) else exc}", file=sys.stderr)
+            return 1
+        code = 130
+    except SystemExit:
+        raise
+    except BaseException:
+        if not guard.requested:
+            raise
+        code = 130  # what failed after Ctrl-C failed because of it
+    if guard.requested or code == 130:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return code

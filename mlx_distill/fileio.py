@@ -6,11 +6,61 @@ same folder and renaming it over the target means readers only ever see the old 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+#: errno values that mean "the disk (or the user's quota, or the file-size limit) is full".
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk is full; the message names the folder and what to do."""
+
+
+def _is_disk_full(exc: BaseException, folder: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return True
+    # mlx's savers raise RuntimeError("[write] Unable to write N bytes ...") without an errno; we
+    # call that disk full only when the disk really is (nearly) full, so other bugs stay visible.
+    if isinstance(exc, RuntimeError) and "Unable to write" in str(exc):
+        try:
+            return shutil.disk_usage(_existing(folder)).free < 64 * 2**20
+        except OSError:
+            return False
+    return False
+
+
+def _existing(path: Path) -> Path:
+    return next(p for p in [path, *path.absolute().parents] if p.exists())
+
+
+@contextlib.contextmanager
+def disk_full_guard(folder: str | os.PathLike[str], what: str, cleanup: tuple[Path, ...] = ()) -> Iterator[None]:
+    """Turn a disk-full failure while writing ``what`` into ``folder`` into one clear
+    :class:`DiskFullError`, after removing the half-written ``cleanup`` paths (which would otherwise
+    keep the disk full)."""
+    folder = Path(folder)
+    try:
+        yield
+    except BaseException as exc:
+        if not _is_disk_full(exc, folder):
+            raise
+        for path in cleanup:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"{folder}: the disk is full (writing {what}); free some space and run the same command again "
+            "— work already saved is kept",
+        ) from None
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:

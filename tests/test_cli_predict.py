@@ -56,7 +56,7 @@ def test_predict_json_matches_transformers(classifier_dir, tmp_path):
 
 def test_predict_errors_are_clear(classifier_dir, tmp_path):
     done = _run("predict", str(tmp_path / "missing"), "hello")
-    assert done.returncode == 1 and "does not exist" in done.stderr
+    assert done.returncode == 1 and "MODEL_DIR" in done.stderr and "no such folder" in done.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "typo"}\nnot json\n')
     done = _run("predict", str(classifier_dir), "--file", str(bad))

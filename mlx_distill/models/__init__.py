@@ -18,11 +18,12 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
-from mlx_distill.fileio import atomic_write, atomic_write_json
+from mlx_distill.fileio import atomic_write, atomic_write_json, disk_full_guard
 from mlx_distill.models.base import EncoderModel, SequenceClassifier
 from mlx_distill.models.bert import BertConfig, BertForSequenceClassification, BertModel
-from mlx_distill.models.checkpoint import WeightMatch, load_into, read_weights, write_weights, SINGLE_FILE
+from mlx_distill.models.checkpoint import SINGLE_FILE, WeightMatch, load_into, read_weights, require_finite, write_weights
 from mlx_distill.models.config import EncoderConfig
 from mlx_distill.models.hub import resolve_model_dir
 from mlx_distill.models.mobilebert import MobileBertConfig, MobileBertForSequenceClassification, MobileBertModel
@@ -164,14 +165,16 @@ def save_pretrained(
     as a model but ``predict`` needs a tokenizer.
     """
     out = Path(out_dir)
+    require_finite(dict(tree_flatten(model.parameters())), str(out))  # before any file is replaced
     out.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
     config["architectures"] = [type(model).__name__]
-    atomic_write_json(out / "config.json", config)
-    write_weights(model, out / SINGLE_FILE)
-    if tokenizer_dir is not None:
-        source = Path(tokenizer_dir)
-        for name in TOKENIZER_FILES:
-            if (source / name).exists() and source.resolve() != out.resolve():
-                atomic_write(out / name, lambda tmp, src=source / name: shutil.copyfile(src, tmp))
+    with disk_full_guard(out, "the model folder"):
+        write_weights(model, out / SINGLE_FILE)
+        atomic_write_json(out / "config.json", config)
+        if tokenizer_dir is not None:
+            source = Path(tokenizer_dir)
+            for name in TOKENIZER_FILES:
+                if (source / name).exists() and source.resolve() != out.resolve():
+                    atomic_write(out / name, lambda tmp, src=source / name: shutil.copyfile(src, tmp))
     return out

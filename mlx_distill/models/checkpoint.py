@@ -95,6 +95,7 @@ def load_into(
 ) -> WeightMatch:
     """Strictly load ``weights`` into ``model``. ``fresh_head`` allows (and keeps the random init of)
     a missing classifier / pooler, which is what fine-tuning a pre-trained encoder needs."""
+    require_finite(weights, source)
     renamed, ignored = normalise_names(weights, prefix, with_head)
     expected = dict(tree_flatten(model.parameters()))
     head_roots = ("classifier.", f"{prefix}.pooler.") if with_head else ()
@@ -127,7 +128,28 @@ def load_into(
     return WeightMatch(loaded=sorted(renamed), ignored=sorted(ignored), initialised=initialised)
 
 
+def first_non_finite(weights: dict[str, mx.array]) -> str | None:
+    """The name of the first tensor holding NaN or inf, or None."""
+    for name, value in weights.items():
+        if mx.issubdtype(value.dtype, mx.floating) and not mx.isfinite(value).all().item():
+            return name
+    return None
+
+
+def require_finite(weights: dict[str, mx.array], source: str) -> None:
+    """Refuse NaN/inf weights: they come from a diverged run, and a model made of them predicts
+    NaN probabilities (or one class for everything) without any error."""
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise ValueError(
+            f"{source}: weight {bad} holds NaN or inf values; the model diverged in training — train it again "
+            "with a lower learning rate"
+        )
+
+
 def write_weights(model: nn.Module, path: Path) -> None:
-    """Write all parameters to one safetensors file, atomically (temp file + rename)."""
+    """Write all parameters to one safetensors file, atomically (temp file + rename). Non-finite
+    weights are never written as a model."""
     weights = dict(tree_flatten(model.parameters()))
+    require_finite(weights, str(path.parent))  # never a model made of NaNs
     atomic_write(path, lambda tmp: mx.save_safetensors(tmp, weights, metadata={"format": "pt"}))

@@ -48,6 +48,12 @@ class EncodedDataset:
             h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()[:24]
 
+    def concat(self, other: "EncodedDataset") -> "EncodedDataset":
+        return EncodedDataset(
+            np.concatenate([self.input_ids, other.input_ids]), np.concatenate([self.attention_mask, other.attention_mask]),
+            np.concatenate([self.labels, other.labels]), [*self.texts, *other.texts],
+        )
+
     def subset(self, rows: np.ndarray) -> "EncodedDataset":
         return EncodedDataset(
             self.input_ids[rows], self.attention_mask[rows], self.labels[rows], [self.texts[i] for i in rows]

@@ -14,16 +14,18 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten
 
-from mlx_distill.data import Example
+from mlx_distill.data import Example, dedupe, drop_overlaps
 from mlx_distill.fileio import atomic_write_json
 from mlx_distill.models import check_inputs_fit, load_classifier, save_pretrained
 from mlx_distill.runtime import runtime_info
 from mlx_distill.tokenizer import TextTokenizer
 from mlx_distill.train import losses
-from mlx_distill.train.batching import Splits
+from mlx_distill.train.batching import EncodedDataset, Splits
 from mlx_distill.train.evaluation import evaluate_classifier, predict_logits, report_metrics
+from mlx_distill.train.metrics import classification_metrics
 from mlx_distill.train.student_init import StudentSpec, init_student
 from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
 from mlx_distill.train.trainer import TrainConfig, Trainer
@@ -40,6 +42,9 @@ class DistillConfig:
     embedding_weight: float = 0.0
     layer_map: dict[int, int] | None = None  # student layer -> teacher layer (1-based); None = uniform
     cache_dir: str | None = None  # default: <out>/training/teacher_cache
+    # How often each labelled row is seen per epoch relative to a transfer-set row: with 100 labels
+    # and thousands of unlabelled texts, repeating the labelled rows keeps their hard labels in play.
+    labelled_repeats: int = 1
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=10, learning_rate=3e-4, batch_size=16, warmup_ratio=0.06,
                                             best_metric="accuracy")
@@ -52,6 +57,8 @@ class DistillConfig:
             raise ValueError("loss weights must be >= 0")
         if self.kd_weight + self.ce_weight == 0:
             raise ValueError("at least one of kd_weight / ce_weight must be > 0 (the student needs an output target)")
+        if self.labelled_repeats < 1:
+            raise ValueError(f"--labelled-repeats must be >= 1 (got {self.labelled_repeats})")
 
 
 class DistillModule(nn.Module):
@@ -113,15 +120,30 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
 def distill(
     teacher_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path,
     student: StudentSpec, config: DistillConfig, resume: bool = True, test: list[Example] | None = None,
+    unlabeled: list[Example] | None = None,
 ) -> dict[str, object]:
+    """Distil ``teacher_dir`` into a student written to ``out_dir``.
+
+    ``unlabeled`` is the transfer set: texts without labels that the teacher soft-labels. The
+    student learns KD (and the hidden/attention terms) on every row, CE only on labelled ones.
+    Transfer rows that occur in the evaluation or test data are dropped and counted, so the
+    reported numbers are not inflated by texts the student was fitted to.
+    """
     out_dir = Path(out_dir)
     work = out_dir / "training"
     teacher = load_classifier(teacher_dir)
     labels = teacher.config.labels
     tokenizer = TextTokenizer.from_dir(teacher.path, config.max_length)
     check_inputs_fit(teacher.config, tokenizer.vocab_size, config.max_length, str(teacher.path))
+    transfer, transfer_counts = _transfer_rows(unlabeled or [], train, evaluation, test)
     splits = Splits.encode(tokenizer, labels, train, evaluation, test)
-    train_set, eval_set = splits.train, splits.evaluation
+    eval_set = splits.evaluation
+    transfer_set = EncodedDataset.build(transfer, tokenizer, labels) if transfer else None
+    train_set = splits.train if transfer_set is None else splits.train.concat(transfer_set)
+    # Labelled rows first, each `labelled_repeats` times, then the transfer rows: the batch order
+    # shuffles this index, and the teacher cache still holds every row once.
+    index = np.concatenate([np.tile(np.arange(len(splits.train)), config.labelled_repeats),
+                            np.arange(len(splits.train), len(train_set))])
 
     model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size)
     check_inputs_fit(model.config, tokenizer.vocab_size, config.max_length, "student")
@@ -140,10 +162,14 @@ def distill(
         mean_heads=teacher.config.num_attention_heads != model.config.num_attention_heads,
     )
     cache = TeacherCache.build(teacher, train_set, spec, Path(config.cache_dir) if config.cache_dir else work / "teacher_cache")
+    # The teacher runs once over eval and test; its metrics come from those same logits.
     teacher_logits = {"eval": predict_logits(teacher.model, eval_set)}
     if splits.test is not None:
         teacher_logits["test"] = predict_logits(teacher.model, splits.test)
-    teacher_metrics = report_metrics(teacher.model, splits, labels, prefix="teacher_")
+    teacher_metrics = {
+        f"teacher_{name}": classification_metrics(logits, (eval_set if name == "eval" else splits.test).labels, labels)
+        for name, logits in teacher_logits.items()
+    }
     teacher_path = teacher.path
     del teacher
     gc.collect()
@@ -151,14 +177,16 @@ def distill(
 
     module = DistillModule(model, [s for s, _ in hidden_pairs], model.config.hidden_size, _teacher_width(cache))
 
-    def make_batch(rows):
+    def make_batch(positions):
+        rows = index[positions]
         return {"input_ids": mx.array(train_set.input_ids[rows]), "attention_mask": mx.array(train_set.attention_mask[rows]),
                 "labels": mx.array(train_set.labels[rows]), **cache.batch(rows)}
 
     trainer = Trainer(
-        module, objective, make_batch, len(train_set), config.train, work,
+        module, objective, make_batch, len(index), config.train, work,
         evaluate=lambda: evaluate_classifier(model, eval_set, labels, teacher_logits["eval"]), label="distill",
         fingerprint={"teacher_cache": cache.key, "labels": labels, **splits.fingerprint(),
+                     "transfer": transfer_set.digest() if transfer_set is not None else None,
                      "student": model.config.to_dict(), "student_init": asdict(student),
                      "distill": {k: v for k, v in asdict(config).items() if k not in ("train", "cache_dir")}},
     )
@@ -170,7 +198,7 @@ def distill(
         "stage": "distill", "teacher": str(teacher_path), "labels": labels, "student": init_report,
         "student_parameters": sum(v.size for _, v in tree_flatten(model.parameters())),
         "layer_map": layer_map, "cache": {"key": cache.key, "reused": cache.reused, "spec": asdict(spec)},
-        "train_examples": len(train_set), "eval_examples": len(eval_set),
+        "train_examples": len(splits.train), "transfer": transfer_counts, "eval_examples": len(eval_set),
         "test_examples": len(splits.test) if splits.test else 0, "config": asdict(config),
         "training": asdict(result), **teacher_metrics, **report_metrics(model, splits, labels, teacher_logits),
         "runtime": runtime_info(),
@@ -182,3 +210,16 @@ def distill(
 def _teacher_width(cache: TeacherCache) -> int:
     return next(iter(cache.hidden.values())).shape[-1] if cache.hidden else 0
 
+
+
+def _transfer_rows(
+    unlabeled: list[Example], train: list[Example], evaluation: list[Example], test: list[Example] | None,
+) -> tuple[list[Example], dict[str, int]]:
+    """The transfer rows to keep, and how many were dropped and why. Labels are removed: a
+    transfer row learns from the teacher's soft labels only."""
+    rows = [Example(e.text, None, e.source) for e in unlabeled]
+    rows, duplicates = dedupe(rows)
+    rows, in_train = drop_overlaps(rows, train)
+    rows, leaked = drop_overlaps(rows, [*evaluation, *(test or [])])
+    return rows, {"given": len(unlabeled), "used": len(rows), "duplicates": duplicates,
+                  "also_labelled": in_train, "dropped_eval_test": leaked}

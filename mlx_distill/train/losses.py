@@ -14,8 +14,11 @@ _EPS = 1e-8
 
 
 def cross_entropy(logits: mx.array, labels: mx.array) -> mx.array:
-    """Hard-label cross-entropy, mean over the batch."""
-    return nn.losses.cross_entropy(logits.astype(mx.float32), labels, reduction="mean")
+    """Hard-label cross-entropy, mean over the rows that have a label (``labels >= 0``); rows of
+    the transfer set carry -1 and learn from the teacher's soft labels only. 0 when none has one."""
+    labelled = (labels >= 0).astype(mx.float32)
+    per_row = nn.losses.cross_entropy(logits.astype(mx.float32), mx.maximum(labels, 0), reduction="none")
+    return (per_row * labelled).sum() / mx.maximum(labelled.sum(), 1.0)
 
 
 def kd_loss(student_logits: mx.array, teacher_logits: mx.array, temperature: float) -> mx.array:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 
+from mlx_distill.fileio import disk_full_guard, fsync_path
 from mlx_distill.models import LoadedModel
 from mlx_distill.models.checkpoint import INDEX_FILE, SINGLE_FILE
 from mlx_distill.train.batching import EncodedDataset, sequential_batches
@@ -140,12 +142,24 @@ class TeacherCache:
 
     @classmethod
     def build(cls, teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, root: Path) -> "TeacherCache":
-        """Reuse ``root/<key>`` when it exists; otherwise run the teacher and write it atomically."""
+        """Reuse ``root/<key>`` when it exists and is whole; otherwise run the teacher and write it
+        atomically (shards fsynced, then the manifest with each shard's size and sha256, last)."""
         key = cache_key(teacher.path, dataset, spec)
         folder = root / key
         if (folder / "manifest.json").exists():
-            return cls._read(folder, key)
+            damage = _damage(folder, len(dataset))
+            if damage is None:
+                return cls._read(folder, key)
+            print(f"note: the teacher cache {folder} is damaged ({damage}); rebuilding it", file=sys.stderr)
         tmp = root / f".{key}.tmp"
+        with disk_full_guard(root, "the teacher cache", cleanup=(tmp,)):
+            cls._write(teacher, dataset, spec, key, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return cls._read(folder, key, reused=False)
+
+    @staticmethod
+    def _write(teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, key: str, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         need_hidden, need_attention = bool(spec.hidden_layers), bool(spec.attention_layers)
@@ -169,21 +183,49 @@ class TeacherCache:
                 mx.eval(tensors)
             name = f"shard-{shard_no:05d}.safetensors"
             mx.save_safetensors(str(tmp / name), {k: _compact(k, mx.concatenate(v)) for k, v in tensors.items()})
-            shards.append(name)
-        manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec), "shards": shards}
+            fsync_path(tmp / name)
+            shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)})
+        manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec),
+                    "shards": shards}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        return cls._read(folder, key, reused=False)
+        fsync_path(tmp / "manifest.json")
 
     @classmethod
     def _read(cls, folder: Path, key: str, reused: bool = True) -> "TeacherCache":
         manifest = json.loads((folder / "manifest.json").read_text())
         parts: dict[str, list[np.ndarray]] = {}
-        for name in manifest["shards"]:
-            for tensor_name, value in _memory_map(folder / name).items():
+        for shard in manifest["shards"]:
+            for tensor_name, value in _memory_map(folder / shard["name"]).items():
                 parts.setdefault(tensor_name, []).append(value)
         logits = np.concatenate([np.asarray(p) for p in parts.pop("logits")])
         hidden = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("hidden.")}
         attention = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("attention.")}
         return cls(key, logits, hidden, attention, reused=reused)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    _hash_file(digest, path)
+    return digest.hexdigest()
+
+
+def _damage(folder: Path, rows: int) -> str | None:
+    """Why a finished cache cannot be trusted (a truncated or altered shard, a manifest from an
+    older version), or None when every shard has the size and checksum its manifest recorded."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        shards = manifest["shards"]
+        if manifest.get("rows") != rows or not all(isinstance(s, dict) for s in shards):
+            return "its manifest does not describe this data"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its manifest cannot be read"
+    for shard in shards:
+        path = folder / shard["name"]
+        if not path.exists():
+            return f"{shard['name']} is missing"
+        size = path.stat().st_size
+        if size != shard["bytes"]:
+            return f"{shard['name']} has {size:,} bytes, {shard['bytes']:,} expected"
+        if _sha256(path) != shard["sha256"]:
+            return f"{shard['name']} does not match its checksum"
+    return None

@@ -28,7 +28,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from mlx_distill.fileio import atomic_write, fsync_path
+from mlx_distill.fileio import atomic_write, disk_full_guard, fsync_path
 from mlx_distill.train.batching import BatchOrder
 
 Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
@@ -59,14 +59,46 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.decay not in ("linear", "cosine", "constant"):
-            raise ValueError(f"decay must be linear, cosine or constant, not {self.decay!r}")
-        if self.batch_size < 1 or self.grad_accum_steps < 1 or self.epochs <= 0:
-            raise ValueError("batch_size, grad_accum_steps and epochs must be positive")
-        if self.compute_dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be one of {sorted(_DTYPES)}, not {self.compute_dtype!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("warmup_ratio must be in [0, 1)")
+        """Refuse settings that cannot train before any work: a zero or negative learning rate
+        trains to NaN (or to nothing) and used to be saved as a model."""
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                flag = _FLAGS.get(name, name)
+                raise ValueError(f"{flag} must be {rule} (got {getattr(self, name)!r})")
+
+        need(self.decay in ("linear", "cosine", "constant"), "decay", "linear, cosine or constant")
+        need(math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0, e.g. 5e-5")
+        need(math.isfinite(self.epochs) and self.epochs > 0, "epochs", "> 0")
+        need(self.batch_size >= 1, "batch_size", ">= 1")
+        need(self.grad_accum_steps >= 1, "grad_accum_steps", ">= 1")
+        need(0 <= self.warmup_ratio < 1, "warmup_ratio", "in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", ">= 0")
+        need(self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 turns clipping off)")
+        need(self.eval_every >= 0, "eval_every", ">= 0 (0 = once per epoch)")
+        need(self.early_stopping_patience >= 0, "early_stopping_patience", ">= 0 (0 = off)")
+        need(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = only at the end)")
+        need(self.log_every >= 1, "log_every", ">= 1")
+        need(self.compute_dtype in _DTYPES, "compute_dtype", f"one of {sorted(_DTYPES)}")
+
+
+#: The command-line flag of each setting, so a refused value names what the user typed.
+_FLAGS = {
+    "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "warmup_ratio": "--warmup",
+    "decay": "--decay", "grad_accum_steps": "--grad-accum", "eval_every": "--eval-every",
+    "early_stopping_patience": "--patience", "checkpoint_every": "--checkpoint-every",
+}
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the gradient became NaN/inf: nothing of that step is saved."""
+
+
+def decays(path: str) -> bool:
+    """Whether AdamW's weight decay applies to a parameter. Biases and LayerNorm / NoNorm scales
+    are excluded, as in BERT's recipe and Hugging Face's Trainer: decaying a norm's scale towards 0
+    fights the normalisation instead of regularising."""
+    parts = path.split(".")
+    return parts[-1] != "bias" and not any("norm" in part.lower() for part in parts[:-1])
 
 
 @dataclass
@@ -141,7 +173,11 @@ class Trainer:
         self.order = BatchOrder(dataset_size, config.batch_size, config.seed)
         micro_batches = math.ceil(config.epochs * self.order.batches_per_epoch)
         self.total_steps = max(1, math.ceil(micro_batches / config.grad_accum_steps))
-        self.optimizer = optim.AdamW(learning_rate_schedule(config, self.total_steps), weight_decay=config.weight_decay)
+        schedule = learning_rate_schedule(config, self.total_steps)
+        self.optimizer = optim.MultiOptimizer(
+            [optim.AdamW(schedule, weight_decay=config.weight_decay), optim.AdamW(schedule, weight_decay=0.0)],
+            [lambda path, _: decays(path)],
+        )
         self.optimizer.init(module.trainable_parameters())
         self.step = 0
         self.best_step: int | None = None
@@ -163,6 +199,10 @@ class Trainer:
         """Write the full training state into a fresh folder, then swap it in with renames."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.run_dir / f".checkpoint-{self.step}.tmp"
+        with disk_full_guard(self.run_dir, f"the step-{self.step} checkpoint", cleanup=(tmp,)):
+            self._write_checkpoint(tmp)
+
+    def _write_checkpoint(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         mx.save_safetensors(str(tmp / "model.safetensors"), dict(tree_flatten(self.module.parameters())))
@@ -272,9 +312,12 @@ class Trainer:
             return loss, parts, grads
 
         def apply(grads):
-            norm = mx.array(0.0)
+            # The norm is computed even without clipping: it is how a NaN/inf gradient is seen
+            # before a checkpoint could store the weights it produced.
             if clip > 0:
                 grads, norm = optim.clip_grad_norm(grads, clip)
+            else:
+                norm = mx.sqrt(sum(mx.sum(g.astype(mx.float32) ** 2) for _, g in tree_flatten(grads)))
             self.optimizer.update(self.module, grads)
             return norm
 
@@ -308,7 +351,8 @@ class Trainer:
         if best is None or score > best:
             self.best_step, self.best_metrics, self.evals_since_best = self.step, metrics, 0
             params = dict(tree_flatten(self.module.parameters()))
-            atomic_write(self.best_path, lambda tmp: mx.save_safetensors(tmp, params))
+            with disk_full_guard(self.run_dir, "the best weights"):
+                atomic_write(self.best_path, lambda tmp: mx.save_safetensors(tmp, params))
         else:
             self.evals_since_best += 1
         self._log({"step": self.step, "eval": metrics})
@@ -321,10 +365,24 @@ class Trainer:
         resumed run draws exactly the masks an uninterrupted run would have drawn."""
         mx.random.seed((self.config.seed * 1_000_003 + self.step * self.config.grad_accum_steps + micro) % 2**32)
 
+    def _diverged(self, loss: float, norm: float) -> TrainingDiverged:
+        saved = self.checkpoint_dir / "trainer.json"
+        kept = (f"the last good checkpoint (step {json.loads(saved.read_text())['step']}) stays in {self.checkpoint_dir}"
+                if saved.exists() else "no checkpoint was written")
+        return TrainingDiverged(
+            f"{self.label}: training diverged at step {self.step + 1} (loss {loss}, gradient norm {norm}); "
+            f"nothing of it was saved and {kept}. Run again with a lower learning rate than "
+            f"{self.config.learning_rate:g} (e.g. --lr {self.config.learning_rate / 10:g}) and --restart"
+        )
+
     def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
         """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
         final checkpoint — it exists so tests can reproduce a crash at a known point."""
-        if not (resume and self.resume()):
+        if resume and self.resume():
+            state = "finished" if self.step >= self.total_steps or self.stopped_early else "resuming"
+            print(f"{self.label}: {state} from the checkpoint at step {self.step} of {self.total_steps} "
+                  f"({self.checkpoint_dir})", file=sys.stderr)
+        else:
             self.clear()  # a fresh start (or a crash before the first checkpoint) leaves nothing behind
         compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
@@ -337,11 +395,11 @@ class Trainer:
                 self._seed_rng(0)
                 batch = self.make_batch(self.order.next_rows())
                 loss, parts, norm = fused(batch)
-                n_tokens = int(batch["input_ids"].size)
+                n_tokens = batch["attention_mask"].sum()
             else:
                 # Each micro-batch's mean loss is weighted by its row count, so a short last batch
                 # counts for what it holds and the step equals one large batch.
-                total, loss, parts, n_tokens = None, mx.array(0.0), {}, 0
+                total, loss, parts, n_tokens = None, mx.array(0.0), {}, mx.array(0)
                 micro_batches = [self.order.next_rows() for _ in range(accum)]
                 all_rows = sum(len(rows) for rows in micro_batches)
                 for micro, rows in enumerate(micro_batches):
@@ -353,10 +411,14 @@ class Trainer:
                     total = grads if total is None else tree_map(mx.add, total, grads)
                     loss = loss + micro_loss * share
                     parts = {k: parts.get(k, 0.0) + v * share for k, v in micro_parts.items()}
-                    n_tokens += int(batch["input_ids"].size)
+                    n_tokens += batch["attention_mask"].sum()
                 norm = apply(total)
-            mx.eval(loss, parts, norm, self.module.parameters(), self.optimizer.state)
+            mx.eval(loss, parts, norm, n_tokens, self.module.parameters(), self.optimizer.state)
+            if not (math.isfinite(loss.item()) and math.isfinite(norm.item())):
+                progress.done()
+                raise self._diverged(loss.item(), norm.item())
             self.step += 1
+            n_tokens = int(n_tokens.item())  # real (non-padding) tokens: what tokens/s reports
             tokens += n_tokens
             window_tokens += n_tokens
             if self.step % self.config.log_every == 0 or self.step == self.total_steps:

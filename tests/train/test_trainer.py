@@ -143,7 +143,7 @@ def test_resume_refuses_a_different_fingerprint_and_restart_clears(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    config = TrainConfig(epochs=50, batch_size=16, learning_rate=0.0, warmup_ratio=0.0, eval_every=2,
+    config = TrainConfig(epochs=50, batch_size=16, learning_rate=1e-12, warmup_ratio=0.0, eval_every=2,
                          early_stopping_patience=2, checkpoint_every=0, decay="constant")
     _, trainer = make_trainer(tmp_path, config)
     result = trainer.fit()
