@@ -564,7 +564,10 @@ def style(text: str, rng: random.Random) -> str:
 
 
 def normalise(text: str) -> str:
-    return " ".join(text.casefold().split())
+    """The project's one definition of "the same text" (what leakage and overlap checks use)."""
+    from mlx_distill.data.normalise import normalise_text
+
+    return normalise_text(text)
 
 
 def dedupe_key(text: str) -> str:
