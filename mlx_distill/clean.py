@@ -131,7 +131,9 @@ def clean(config: CleanConfig) -> CleanResult:
                       "top_label": decision.top_label, "p_top": round(decision.p_top, 4)}
             dropped_lines.append(json.dumps({**fields, "clean": scores}, ensure_ascii=False))
     summary = _summary(config, labels, decisions)
-    # The summary goes last: when it exists, the two row files beside it are complete.
+    # The summary goes last, and an old one goes first: when a summary exists, the two row files
+    # beside it are from the same run (a run killed in between leaves none, and rerunning redoes it).
+    config.summary_path().unlink(missing_ok=True)
     atomic_write_text(config.dropped_path(), "".join(line + "\n" for line in dropped_lines))
     atomic_write_text(config.out, "".join(line + "\n" for line in kept_lines))
     atomic_write_json(config.summary_path(), summary)
@@ -262,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
     select_device()
     result = clean(config_from_args(args))
     print(format_summary(result.summary))
+    if not result.summary["kept"]:
+        print("warning: no row was kept; check the labels the rows ask for, or lower --min-confidence", file=sys.stderr)
     return 0
 
 
