@@ -84,7 +84,7 @@ def convert_bin_folder(src: Union[str, Path], dst: Union[str, Path], overwrite: 
     if src == dst:
         raise ConvertBinError("DST must differ from SRC (the source folder is left untouched)")
     if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise ConvertBinError(f"{dst} exists and is not empty; choose a new folder or pass overwrite")
+        raise ConvertBinError(f"{dst} exists and is not empty; choose a new folder or pass --overwrite to replace it")
     state = untie(load_bin_state(src))
     with staged_directory(dst) as stage:
         target = stage / "model.safetensors"

@@ -116,10 +116,95 @@ def read_model_folder(path: Union[str, Path]) -> ModelFolder:
         tokenizer = read_tokenizer_info(folder)
     except TokenizerInfoError as exc:
         raise ExportInputError(str(exc)) from exc
-    vocab_size = int(config.get("vocab_size", 0))
-    if tokenizer.vocab_size > vocab_size:
-        raise ExportInputError(
-            f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but config.json 'vocab_size' is {vocab_size}; "
-            "ids past the embedding table would crash on device - use the tokenizer the model was trained with"
-        )
+    embedding_file, embedding_name, rows = _word_embedding_rows(files)
+    _check_vocab_sizes(folder, config, tokenizer, embedding_file, embedding_name, rows)
+    check_finite_weights(folder, files)
     return ModelFolder(folder, config, model_type, labels, files, tokenizer)
+
+
+#: a tokenizer may be this much smaller than the embedding table (padding of the table to a
+#: multiple of 64/128, a few reserved slots); beyond it, ids the model learnt cannot be produced
+TOKENIZER_SHORTFALL_TOKENS = 128
+TOKENIZER_SHORTFALL_FRACTION = 0.01
+
+
+def allowed_tokenizer_shortfall(rows: int) -> int:
+    """How many embedding rows a tokenizer may leave unused: max(128, 1 % of the rows)."""
+    return max(TOKENIZER_SHORTFALL_TOKENS, int(rows * TOKENIZER_SHORTFALL_FRACTION))
+
+
+def _word_embedding_rows(files: tuple[Path, ...]) -> tuple[Path, str, int]:
+    """(file, tensor name, rows) of the word-embedding matrix, read from the safetensors header."""
+    from safetensors import safe_open
+
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            for name in handle.keys():
+                if name.endswith("embeddings.word_embeddings.weight"):
+                    shape = handle.get_slice(name).get_shape()
+                    if len(shape) != 2:
+                        raise ExportInputError(f"{path}: {name} has shape {shape}; a [vocab, width] matrix was expected")
+                    return path, name, int(shape[0])
+    raise ExportInputError(
+        f"{files[0]}: no *embeddings.word_embeddings.weight tensor; this is not a BERT/MobileBERT checkpoint"
+    )
+
+
+def _check_vocab_sizes(folder: Path, config: dict[str, Any], tokenizer: TokenizerInfo,
+                       embedding_file: Path, embedding_name: str, rows: int) -> None:
+    """config.json, the embedding matrix and the tokenizer must describe the same vocabulary.
+
+    The embedding matrix is the ground truth (it is what was trained): a config.json that
+    disagrees with it is the config's fault, not the tokenizer's; a tokenizer larger than it
+    produces ids past the table; one far smaller cannot produce ids the model was trained with.
+    """
+    config_path = folder / "config.json"
+    tokenizer_files = " + ".join(tokenizer.source_files)
+    if "vocab_size" in config and int(config["vocab_size"]) != rows:
+        raise ExportInputError(
+            f"{config_path}: 'vocab_size' is {int(config['vocab_size'])} but {embedding_name} in "
+            f"{embedding_file} has {rows} rows; this config.json was not saved with these weights - "
+            f"set vocab_size to {rows} or use the config.json saved with the model"
+        )
+    if tokenizer.vocab_size > rows:
+        raise ExportInputError(
+            f"{folder}: the tokenizer ({tokenizer_files}) has {tokenizer.vocab_size} tokens but {embedding_name} "
+            f"in {embedding_file.name} has only {rows} rows; ids past the table would crash on device - "
+            "copy the tokenizer files the model was trained with"
+        )
+    shortfall = rows - tokenizer.vocab_size
+    if shortfall > allowed_tokenizer_shortfall(rows):
+        raise ExportInputError(
+            f"{folder}: the tokenizer ({tokenizer_files}) has {tokenizer.vocab_size} tokens but {embedding_name} "
+            f"in {embedding_file.name} has {rows} rows; {shortfall} token ids the model was trained with could "
+            "never be produced, which usually means the wrong tokenizer files were copied - copy the tokenizer "
+            f"files saved with the model (up to {allowed_tokenizer_shortfall(rows)} unused rows are accepted)"
+        )
+
+
+def check_finite_weights(folder: Path, files: tuple[Path, ...]) -> None:
+    """Refuse weights with NaN/inf: such a model predicts garbage (or NaN) for every input.
+
+    Every floating tensor is read once, one at a time (safetensors memory-maps the file), so this
+    costs a pass over the weights and no extra memory beyond the largest tensor.
+    """
+    import torch
+    from safetensors import safe_open
+
+    bad: list[tuple[Path, str, int, int]] = []
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            for name in handle.keys():
+                tensor = handle.get_tensor(name)
+                if not tensor.is_floating_point():
+                    continue
+                count = int((~torch.isfinite(tensor)).sum())
+                if count:
+                    bad.append((path, name, count, tensor.numel()))
+    if bad:
+        path, name, count, size = bad[0]
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise ExportInputError(
+            f"{folder}: the weights are not finite: {name} in {path.name} has {count} of {size} values "
+            f"NaN/inf{more}; the model probably diverged in training - retrain it with a lower learning rate"
+        )

@@ -17,8 +17,7 @@ import json
 import os
 import shutil
 import sys
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -54,18 +53,27 @@ VOCAB_FILE = "vocab.txt"
 _TOKENIZER_COPIES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
+def _flag(flag: str, default: Any) -> Any:
+    """A config field that the ``export`` command sets with ``flag`` (named in error messages)."""
+    return field(default=default, metadata={"flag": flag})
+
+
 @dataclass(frozen=True)
 class ExportConfig:
-    """Everything ``export_folder`` can be told; every field has a default."""
+    """Everything ``export_folder`` can be told; every field has a default.
 
-    max_length: int = 128
-    precision: Literal["fp32", "fp16"] = "fp32"
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    learning_rate: float = 0.01
+    Fields the ``export`` command exposes carry their flag (``flag_for``), and validation errors
+    name the flag: the person reading them typed ``--max-length 0``, not ``ExportConfig.max_length``.
+    """
+
+    max_length: int = _flag("--max-length", 128)
+    precision: Literal["fp32", "fp16"] = _flag("--precision", "fp32")
+    optimizer: Literal["sgd", "adam"] = _flag("--optimizer", "sgd")
+    learning_rate: float = _flag("--learning-rate", 0.01)
     learning_rate_range: tuple[float, float] = (1e-6, 1.0)
-    batch_size: int = 8
-    epochs: int = 10
-    momentum: float = 0.0
+    batch_size: int = _flag("--update-batch-size", 8)
+    epochs: int = _flag("--update-epochs", 10)
+    momentum: float = _flag("--momentum", 0.0)
     build_classifier: bool = True
     build_encoder: bool = True
     build_updatable_head: bool = True
@@ -80,19 +88,30 @@ class ExportConfig:
     #: replace ``out_dir`` if it holds a previous export (a manifest.json); other folders are never replaced.
     overwrite: bool = True
 
+    @classmethod
+    def flag_for(cls, name: str) -> str:
+        """``--max-length`` for ``max_length``; fields without a flag are named ``ExportConfig.<name>``."""
+        for item in fields(cls):
+            if item.name == name:
+                return item.metadata.get("flag", f"ExportConfig.{name}")
+        return f"ExportConfig.{name}"
+
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16"):
-            raise ValueError(f"ExportConfig.precision must be 'fp32' or 'fp16', got {self.precision!r}")
+            raise ValueError(f"{self.flag_for('precision')} must be fp32 or fp16 (got {self.precision!r})")
         if self.max_length < 2:
-            raise ValueError(f"ExportConfig.max_length must be >= 2 ([CLS] and [SEP]), got {self.max_length}")
+            raise ValueError(f"{self.flag_for('max_length')} must be at least 2 (got {self.max_length}): "
+                             "every input holds [CLS] and [SEP]")
         if self.fp16_check_samples < 1:
-            raise ValueError("ExportConfig.fp16_check_samples must be >= 1")
+            raise ValueError(f"{self.flag_for('fp16_check_samples')} must be at least 1 (got {self.fp16_check_samples})")
         if not (self.build_classifier or self.build_encoder or self.build_updatable_head or self.build_updatable_pipeline):
             raise ValueError("ExportConfig: nothing to build (all build_* flags are False)")
         try:
             self.update_params()
         except UpdateParamsError as exc:
-            raise ValueError(f"ExportConfig: {exc}") from exc
+            if exc.field is None:
+                raise ValueError(f"ExportConfig: {exc}") from exc
+            raise ValueError(f"{self.flag_for(exc.field)} {exc.problem}") from exc
 
     def update_params(self) -> UpdateParams:
         return UpdateParams(
@@ -158,9 +177,10 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
     precision = config.precision
     if precision == "fp16" and check is not None and not check.safe:
         precision = "fp32"
-        message = f"fp16 requested but unsafe for this {folder.model_type} ({check.reason}); exporting with fp32 compute precision"
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-        notes.append(message)
+        # Recorded once, in result.warnings (the CLI prints them as "warning: ..."), not also as a
+        # Python RuntimeWarning, which would print the same news a second time with a source line.
+        notes.append(f"fp16 requested but unsafe for this {folder.model_type} ({check.reason}); "
+                     "exporting with fp32 compute precision")
     decisions.append(f"compute precision: requested {config.precision}, used {precision}"
                      + (f" (fp16 check: {check.reason})" if check else " (fp16 check skipped)"))
     nn_compute_units = "all" if (check is not None and check.safe) else "cpuOnly"
@@ -198,11 +218,12 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
                 encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size,
                                                            fp16_safe=nn_compute_units == "all")
                 pipeline_spec = build_updatable_pipeline(encoder_nn, head_spec, labels, config.max_length)
-            except Exception as exc:  # optional artefact: record why, keep the rest of the export
-                reason = f"updatable pipeline not written: {type(exc).__name__}: {exc}"
-                warnings.warn(reason, RuntimeWarning, stacklevel=2)
-                notes.append(reason)
-                skipped["updatable_pipeline"] = f"{type(exc).__name__}: {exc}"
+            except (UpdatableRuleError, NotImplementedError, ValueError) as exc:
+                reason = _pipeline_unsupported(exc)
+                if reason is None:
+                    raise  # a bug, not a known limitation: never hide it behind a "skipped" file
+                notes.append(f"updatable pipeline not written: {reason}")
+                skipped["updatable_pipeline"] = reason
             else:
                 model = _spec_model(pipeline_spec)
                 apply_metadata(model, _metadata(folder, config, meta_common,
@@ -259,6 +280,38 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _pipeline_unsupported(exc: BaseException) -> Optional[str]:
+    """The reason to skip the optional updatable pipeline, or None when ``exc`` must propagate.
+
+    Only two failures are known limitations rather than bugs: the pipeline breaks one of Core ML's
+    updatable-model rules (``UpdatableRuleError`` from our linter), or coremltools cannot express
+    an op of this encoder in the older NeuralNetwork format (its converter raises
+    NotImplementedError / ValueError, e.g. "No available version for pixel_unshuffle in the
+    coremltools.target.iOS13 opset" or "not supported by the NeuralNetwork ... model type"; the ML
+    Programs have no such gaps). Anything else - a TypeError or ValueError in our own code, any
+    other exception type from coremltools - propagates and fails the export.
+    """
+    if isinstance(exc, UpdatableRuleError):
+        return f"it breaks Core ML's updatable-model rules: {exc}"
+    if isinstance(exc, (NotImplementedError, ValueError)) and _raised_in(exc, _CONVERTER):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"coremltools cannot convert this encoder to a NeuralNetwork: {type(exc).__name__}: {first}"
+    return None
+
+
+_CONVERTER = os.path.join("coremltools", "converters", "")
+
+
+def _raised_in(exc: BaseException, path_part: str) -> bool:
+    """Was ``exc`` raised by code whose file path contains ``path_part`` (its innermost frame)?"""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return path_part in tb.tb_frame.f_code.co_filename
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:

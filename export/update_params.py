@@ -17,7 +17,16 @@ OptimizerName = Literal["sgd", "adam"]
 
 
 class UpdateParamsError(ValueError):
-    """An invalid update parameter; the message names the field and the allowed values."""
+    """An invalid update parameter; the message names the field and the allowed values.
+
+    ``field`` and ``problem`` are kept apart so a caller can name the field its own way
+    (the CLI's ``--learning-rate`` for ``learning_rate``): ``str(error) == f"{field} {problem}"``.
+    """
+
+    def __init__(self, field: Optional[str], problem: str) -> None:
+        super().__init__(f"{field} {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
 
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
@@ -50,29 +59,29 @@ class UpdateParams:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
-            raise UpdateParamsError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+            raise UpdateParamsError("optimizer", f"must be 'sgd' or 'adam', got {self.optimizer!r}")
         low, high = self.learning_rate_range
         if not 0.0 <= low < high:
-            raise UpdateParamsError(f"learning_rate_range {self.learning_rate_range} must satisfy 0 <= min < max")
+            raise UpdateParamsError("learning_rate_range", f"{self.learning_rate_range} must satisfy 0 <= min < max")
         if not low <= self.learning_rate <= high:
             raise UpdateParamsError(
-                f"learning_rate {self.learning_rate} is outside its allowed range [{low}, {high}]"
+                "learning_rate", f"{self.learning_rate} is outside its allowed range [{low}, {high}]"
             )
         if self.batch_size <= 0:
-            raise UpdateParamsError(f"batch_size must be > 0, got {self.batch_size}")
+            raise UpdateParamsError("batch_size", f"must be > 0, got {self.batch_size}")
         if any(b <= 0 for b in self.batch_sizes):
-            raise UpdateParamsError(f"batch_sizes must all be > 0, got {self.batch_sizes}")
+            raise UpdateParamsError("batch_sizes", f"must all be > 0, got {self.batch_sizes}")
         if self.epochs <= 0:
-            raise UpdateParamsError(f"epochs must be > 0, got {self.epochs}")
+            raise UpdateParamsError("epochs", f"must be > 0, got {self.epochs}")
         if any(e <= 0 for e in self.epochs_allowed):
-            raise UpdateParamsError(f"epochs_allowed must all be > 0, got {self.epochs_allowed}")
+            raise UpdateParamsError("epochs_allowed", f"must all be > 0, got {self.epochs_allowed}")
         u_low, u_high = self.unit_range
         for name in ("momentum", "beta1", "beta2", "eps"):
             value = getattr(self, name)
             if not u_low <= value <= u_high:
-                raise UpdateParamsError(f"{name} {value} is outside its allowed range [{u_low}, {u_high}]")
+                raise UpdateParamsError(name, f"{value} is outside its allowed range [{u_low}, {u_high}]")
         if self.seed is not None and self.seed < 0:
-            raise UpdateParamsError(f"seed must be >= 0, got {self.seed}")
+            raise UpdateParamsError("seed", f"must be >= 0, got {self.seed}")
 
     @property
     def allowed_batch_sizes(self) -> tuple[int, ...]:
