@@ -7,7 +7,11 @@ stored as a blob) and looks for each source tensor there, byte for byte, as floa
 as is or transposed (float16 values below half's smallest subnormal count as zero, since casts
 differ there). Conversion legitimately folds a few tensors into constants (position and
 token-type embeddings are sliced to the fixed length) and keeps tiny ones inline in the program;
-those are listed, not required.
+those are listed, not required. So are *constant* tensors (every value the same): the converter
+folds ``x * 1`` and ``x + 0`` away and may store a constant as one scalar, so a freshly initialised
+model's NoNorm/LayerNorm weights (all exactly 1) and biases (all 0) are legitimately absent. They
+prove nothing about provenance anyway - every model of that shape has them - while the tensors
+that do (embeddings, dense weights, the classifier) are still required byte for byte.
 """
 
 from __future__ import annotations
@@ -70,6 +74,12 @@ def blob_digests(package: Path, spec) -> set[str]:
     return digests
 
 
+def _is_constant(array: np.ndarray) -> bool:
+    """Every element equal (all ones, all zeros, ...): a tensor the converter may fold away."""
+    flat = np.asarray(array).reshape(-1)
+    return bool(flat.size) and bool(np.all(flat == flat[0]))
+
+
 def source_tensors_in_package(package: Path, spec, state: Mapping[str, Any], skip_prefixes: tuple = ()) -> dict[str, Any]:
     """Which source tensors the package's weight file holds verbatim."""
     digests = blob_digests(package, spec)
@@ -78,7 +88,7 @@ def source_tensors_in_package(package: Path, spec, state: Mapping[str, Any], ski
         array = tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
         if name.startswith(skip_prefixes):
             continue
-        if name.endswith(FOLDED_SUFFIXES) or array.size < MIN_BLOB_ELEMENTS:
+        if name.endswith(FOLDED_SUFFIXES) or array.size < MIN_BLOB_ELEMENTS or _is_constant(array):
             not_expected.append(name)
             continue
         candidates = []
