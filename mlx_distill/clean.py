@@ -49,6 +49,8 @@ def _setting(default, help: str, metavar: str):
 
 @dataclass
 class CleanConfig:
+    """Every setting of ``clean``; the CLI flags (``--min-confidence``) are generated from it."""
+
     teacher: Path = _setting(dataclasses.MISSING, "teacher classifier folder (e.g. runs/demo/teacher)", "DIR")
     input: Path = _setting(dataclasses.MISSING, "labelled .jsonl/.csv to clean (e.g. the output of `augment`)", "FILE")
     out: Path = _setting(dataclasses.MISSING, "kept rows, JSONL (must differ from --input)", "FILE")
@@ -97,7 +99,10 @@ def decide(label: str, probs: np.ndarray, labels: list[str], min_confidence: flo
     if top_label != label:
         reason = f"teacher says {top_label} ({p_top:.2f})"
     elif p_label < min_confidence:
-        reason = f"confidence {p_label:.2f} < {min_confidence:g}"
+        digits = 2  # enough digits that the shown number is below P ("0.499 < 0.5", not "0.50 < 0.5")
+        while round(p_label, digits) >= min_confidence and digits < 6:
+            digits += 1
+        reason = f"confidence {p_label:.{digits}f} < {min_confidence:g}"
     return Decision(source, label, p_label, top_label, p_top, reason)
 
 

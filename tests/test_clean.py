@@ -16,7 +16,7 @@ import pytest
 
 from hf_models import save_real_vocab_bert
 from mlx_distill import demo
-from mlx_distill.clean import DEFAULT_MIN_CONFIDENCE, CleanConfig, add_parser, clean, config_from_args
+from mlx_distill.clean import DEFAULT_MIN_CONFIDENCE, CleanConfig, add_parser, clean, config_from_args, decide
 from mlx_distill.data import DataError, read_examples
 from mlx_distill.predict import TextClassifier
 from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
@@ -96,8 +96,9 @@ def test_clean_drops_contradicted_and_unsure_rows_and_keeps_the_rest(teacher, tm
             assert scores["top_label"] == top and scores["p_top"] == pytest.approx(prediction.probs[top], abs=1e-3)
             assert scores["p_label"] == pytest.approx(prediction.probs[row["label"]], abs=1e-3)
         elif prediction.probs[row["label"]] < threshold:  # agrees, but unsure
-            scores = dropped_by_line[line]["clean"]
-            assert scores["reason"] == f"confidence {prediction.probs[row['label']]:.2f} < {threshold:g}"
+            shown, rest = dropped_by_line[line]["clean"]["reason"].removeprefix("confidence ").split(" < ")
+            assert rest == f"{threshold:g}" and float(shown) < threshold
+            assert float(shown) == pytest.approx(prediction.probs[row["label"]], abs=5e-3)
         else:
             assert line not in dropped_by_line
             expected_kept.append(row)
@@ -113,6 +114,15 @@ def test_clean_drops_contradicted_and_unsure_rows_and_keeps_the_rest(teacher, tm
     assert summary["kept"] == len(kept) and summary["dropped_rows"] == len(dropped)
     assert [e.text for e in read_examples(tmp_path / "kept.jsonl")] == [r["text"] for r in expected_kept]
     assert len(read_examples(tmp_path / "kept.dropped.jsonl")) == len(dropped)  # a data file, to relabel
+
+
+def test_reasons_name_the_teacher_label_or_a_confidence_shown_below_p():
+    labels = ["health", "shopping", "work"]
+    assert decide("work", np.array([0.91, 0.05, 0.04]), labels, 0.6).reason == "teacher says health (0.91)"
+    assert decide("work", np.array([0.3, 0.28, 0.42]), labels, 0.6).reason == "confidence 0.42 < 0.6"
+    assert decide("work", np.array([0.3, 0.2008, 0.4992]), labels, 0.5).reason == "confidence 0.499 < 0.5"
+    kept = decide("work", np.array([0.2, 0.1, 0.7]), labels, 0.7)
+    assert kept.kept and (kept.top_label, kept.p_label) == ("work", pytest.approx(0.7))
 
 
 def test_csv_input_keeps_its_extra_columns(teacher, tmp_path):
