@@ -44,6 +44,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not texts:
         print("error: give texts as arguments or with --file", file=sys.stderr)
         return 2
+    for number, text in enumerate(texts, 1):
+        if not text.strip():
+            print(f"warning: text {number} is empty; its label only reflects the model's bias", file=sys.stderr)
     select_device()
     classifier = TextClassifier(args.model_dir, max_length=args.max_length, batch_size=args.batch_size)
     for prediction in classifier.predict(texts):
@@ -458,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="times each labelled row is seen per epoch for each transfer row")
     _add_training_args(distill, epochs=10, lr=3e-4)
     distill.set_defaults(run=_cmd_distill, check_paths=_paths_training)
+
+    from mlx_distill import clean as clean_stage  # imports neither mlx nor torch until it runs
+
+    clean_stage.add_parser(sub)
     return parser
 
 

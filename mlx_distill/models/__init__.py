@@ -77,6 +77,10 @@ def read_config(model_dir: str | os.PathLike[str]) -> EncoderConfig:
     return ARCHITECTURES[model_type].config.from_file(path)
 
 
+#: Below this share of the model's vocabulary, a tokenizer is taken to belong to another model.
+MIN_TOKENIZER_SHARE = 0.9
+
+
 def check_inputs_fit(config: EncoderConfig, vocab_size: int, max_length: int, source: str) -> None:
     """Refuse token ids or lengths the model cannot embed: MLX does not bounds-check embedding
     lookups, so an oversized id or position would silently read unrelated memory."""
@@ -89,6 +93,15 @@ def check_inputs_fit(config: EncoderConfig, vocab_size: int, max_length: int, so
         raise ValueError(
             f"{source}: the tokenizer has {vocab_size} tokens but the model's vocab_size is {config.vocab_size}; "
             "the tokenizer files belong to another model"
+        )
+    # A few spare embedding rows are normal (vocabularies padded to a multiple of 8 or 64); a
+    # tokenizer with far fewer tokens than the embedding matrix has rows comes from another model
+    # and maps every word to the wrong embedding, silently.
+    if vocab_size and vocab_size < MIN_TOKENIZER_SHARE * config.vocab_size:
+        raise ValueError(
+            f"{source}: the tokenizer has {vocab_size:,} tokens but the model embeds {config.vocab_size:,} "
+            "(config.json vocab_size); the tokenizer files (vocab.txt / tokenizer.json) belong to another model — "
+            "copy the tokenizer the model was trained with"
         )
 
 
