@@ -55,7 +55,9 @@ def staged_directory(target: Path) -> Iterator[Path]:
         _fsync_tree(staging)
         publish_directory(staging, target)
     except BaseException as exc:
-        no_space = _no_space_errno(exc, staging)
+        no_space = _no_space_errno(exc, staging)  # before the removal frees the space
+        if no_space is not None and no_space[1] is None:
+            no_space = (no_space[0], _fuller_temp_folder(staging))
         shutil.rmtree(staging, ignore_errors=True)
         if no_space is not None:
             raise _out_of_space(no_space, target, exc) from exc
@@ -193,46 +195,90 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _no_space_errno(exc: BaseException, where: Path) -> Optional[int]:
-    """The no-room errno behind ``exc`` (its cause/context chain, or the per-file reasons of a
-    ``shutil.Error`` from copytree, which carry only text), or ENOSPC when the output's filesystem
-    is all but full; None for anything else (interrupts included)."""
+def _no_space_errno(exc: BaseException, where: Path) -> Optional[tuple[int, Optional[str]]]:
+    """(errno, path that failed or None) when ``exc`` means "no room to write": an OSError with a
+    no-room errno in its cause/context chain, a ``shutil.Error`` from copytree whose per-file
+    reasons (text only) carry one, or any failure while the output's filesystem (or the system temp
+    folder's, where coremltools builds each package first) is all but full.
+    None for anything else, interrupts included."""
     seen = set()
     current: Optional[BaseException] = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in _NO_SPACE_ERRNOS:
-            return current.errno
+            return current.errno, current.filename if isinstance(current.filename, str) else None
         if isinstance(current, shutil.Error) and current.args and isinstance(current.args[0], list):
             for entry in current.args[0]:
-                text = str(entry)
                 for code in _NO_SPACE_ERRNOS:
-                    if f"[Errno {code}]" in text:
-                        return code
+                    if f"[Errno {code}]" in str(entry):
+                        dst = entry[1] if isinstance(entry, tuple) and len(entry) == 3 else None
+                        return code, dst if isinstance(dst, str) else None
         current = current.__cause__ or current.__context__
-    if isinstance(exc, Exception):
-        try:
-            stat = os.statvfs(where)
-        except (OSError, AttributeError):
-            return None
-        if stat.f_bavail * stat.f_frsize < _NEARLY_FULL_BYTES:
-            return errno.ENOSPC
+    if isinstance(exc, Exception):  # e.g. coremltools' "[MIL FileWriter]: Unknown error" RuntimeError
+        import tempfile
+
+        for folder, name in ((where, None), (Path(tempfile.gettempdir()), tempfile.gettempdir())):
+            if _free_bytes(folder) < _NEARLY_FULL_BYTES:
+                return errno.ENOSPC, name
     return None
 
 
-def _out_of_space(code: int, target: Path, exc: BaseException) -> OutOfSpaceError:
+def _free_bytes(folder: Path) -> float:
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return float("inf")
+    return stat.f_bavail * stat.f_frsize
+
+
+def _fuller_temp_folder(where: Path) -> Optional[str]:
+    """The system temp folder, when it is on another filesystem than ``where`` and has less room.
+
+    coremltools builds every package in the temp folder before it is copied into the export, and
+    its ENOSPC names no file: comparing the two filesystems tells which one ran out."""
+    import tempfile
+
+    temp = tempfile.gettempdir()
+    try:
+        here, there = os.statvfs(where), os.statvfs(temp)
+        if os.stat(where).st_dev == os.stat(temp).st_dev:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return temp if there.f_bavail * there.f_frsize < here.f_bavail * here.f_frsize else None
+
+
+def _out_of_space(found: tuple[int, Optional[str]], target: Path, exc: BaseException) -> OutOfSpaceError:
+    code, failed = found
+    elsewhere = failed is not None and not _same_filesystem(Path(failed), target.parent)
     if code == errno.EFBIG:
         what = "a file grew past this process's file-size limit (ulimit -f)"
     elif code == errno.EDQUOT:
         what = "the disk quota is exceeded"
+    elif elsewhere:
+        # coremltools builds each package in the system temp folder first: that disk may be the full one
+        what = f"the disk holding {failed} is full (coremltools builds each model there first)"
     else:
         what = "the disk is full"
     try:
         free = shutil.disk_usage(target.parent).free
-        room = f" ({free / 2**20:.1f} MiB free there now)"
+        room = "" if elsewhere else f" ({free / 2**20:.1f} MiB free there now)"
     except OSError:
         room = ""
     kept = "the previous export there is unchanged" if target.exists() else "nothing was written"
+    advice = ("free some space there or set TMPDIR to a folder on a disk with room" if elsewhere
+              else "free some space or choose --out on another disk")
     return OutOfSpaceError(
         code, f"{target}: cannot write the output, {what}{room}; the partial files were removed and "
-              f"{kept}. Free some space (or choose --out on another disk) and rerun")
+              f"{kept}. To export, {advice}, then rerun")
+
+
+def _same_filesystem(path: Path, folder: Path) -> bool:
+    """Is ``path`` (or its nearest existing parent) on the filesystem that holds ``folder``?"""
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return os.stat(probe).st_dev == os.stat(folder).st_dev
+    except OSError:
+        return True

@@ -202,3 +202,21 @@ def test_disk_full_on_a_first_export_writes_nothing(bert_dir, small_disk):
         export_folder(bert_dir, disk / "out", ExportConfig(max_length=MAX_LENGTH, build_updatable_pipeline=False))
     assert caught.value.errno == errno.ENOSPC
     assert _names(disk) == []
+
+
+def test_full_temp_folder_is_named_as_the_full_disk(bert_dir, small_disk, tmp_path, monkeypatch):
+    """coremltools builds each package in the temp folder first; when that disk is the full one, say so."""
+    import gc
+    import tempfile
+
+    temp = small_disk(64 * 1024)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # what TMPDIR=<temp> does
+    out = tmp_path / "out"
+    with pytest.raises(OutOfSpaceError) as caught:
+        export_folder(bert_dir, out, ExportConfig(max_length=MAX_LENGTH, build_updatable_pipeline=False))
+    message = str(caught.value)
+    assert f"the disk holding {temp} is full" in message and "set TMPDIR" in message
+    del caught
+    gc.collect()  # coremltools deletes its temporary package when the model object goes
+    assert _names(temp) == [] and not out.exists()
+    assert [n for n in _names(tmp_path) if n.startswith(".")] == []
