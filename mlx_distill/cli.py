@@ -149,11 +149,12 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from mlx_distill.train.distill import DistillConfig, distill
     from mlx_distill.train.student_init import StudentSpec
 
-    from mlx_distill.data import read_unlabeled
+    from mlx_distill.data import read_examples, read_unlabeled
 
     select_device()
     train, evaluation, test = _read_splits(args)
     unlabeled = [row for path in args.unlabeled or [] for row in read_unlabeled(path)]
+    synthetic = [row for path in args.synthetic or [] for row in read_examples(path)]
     init = args.init or ("pretrained" if args.student else "teacher")
     student = StudentSpec(
         init=init, preset=args.student_preset, config_file=args.student_config,
@@ -167,12 +168,13 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         train=_train_config(args),
     )
     report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart, test=test,
-                     unlabeled=unlabeled)
-    if unlabeled:
-        t = report["transfer"]
-        print(f"transfer set: {t['used']} of {t['given']} unlabelled texts used ({t['duplicates']} duplicates, "
-              f"{t['also_labelled']} already labelled, {t['dropped_eval_test']} found in eval/test data dropped)",
-              file=sys.stderr)
+                     unlabeled=unlabeled, synthetic=synthetic)
+    for key, name in (("synthetic", "synthetic rows"), ("transfer", "unlabelled texts")):
+        if report[key]["given"]:
+            c = report[key]
+            print(f"{key}: {c['used']} of {c['given']} {name} used ({c['duplicates']} duplicates, "
+                  f"{c['also_labelled']} already in the labelled data, {c['dropped_eval_test']} found in eval/test "
+                  "data dropped)", file=sys.stderr)
     split = "test" if "test" in report else "eval"
     print(f"teacher {split} accuracy {report['teacher_' + split]['accuracy']:.3f}; "
           f"student ({report['student_parameters']:,} parameters):")
@@ -242,7 +244,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlx_distill import demo
-    from mlx_distill.data import read_examples, stratified_split
+    from mlx_distill.data import read_examples, read_unlabeled, stratified_split
     from mlx_distill.predict import TextClassifier
     from mlx_distill.runtime import select_device
     from mlx_distill.train.distill import DistillConfig, distill
@@ -263,10 +265,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_eval("teacher", teacher)
     # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
     preset = "tiny" if device == "cpu" else "mobilebert-4l"
-    print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher", file=sys.stderr)
+    print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher, "
+          f"{len(train)} labelled notes + unlabelled notes soft-labelled by the teacher", file=sys.stderr)
     distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
+    unlabeled = read_unlabeled(demo.UNLABELED_FILE)
     student = distill(out / "teacher", train, validation, out / "student", StudentSpec(init="teacher", preset=preset),
-                      distill_cfg, resume, test=test)
+                      distill_cfg, resume, test=test, unlabeled=unlabeled)
     _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
     print("[3/5] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
     _quiet_coremltools()
@@ -291,14 +295,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ---- path checks, before any work -----------------------------------------------------------------
 def _data_args(args: argparse.Namespace) -> list[PathArg]:
     """The labelled (and unlabelled) data files a training command reads, each checked as a file."""
-    files = [PathArg(flag, path) for flag, path in (("--train", args.train), ("--eval", args.eval), ("--test", args.test))
-             if path is not None]
-    for arg in files:
-        require_file(arg, _DATA)
+    labelled = [PathArg(flag, path) for flag, path in (("--train", args.train), ("--eval", args.eval),
+                                                       ("--test", args.test)) if path is not None]
+    labelled += [PathArg("--synthetic", path) for path in getattr(args, "synthetic", None) or []]
     texts = [PathArg("--unlabeled", path) for path in getattr(args, "unlabeled", None) or []]
+    for arg in labelled:
+        require_file(arg, _DATA)
     for arg in texts:
         require_file(arg, _TEXTS)
-    return files + texts
+    return labelled + texts
 
 
 def _model_arg(flag: str, value: str | Path) -> PathArg:
@@ -457,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--unlabeled", type=Path, action="append", metavar="FILE",
                          help="unlabelled texts the teacher soft-labels (transfer set; .txt one per line, .jsonl or "
                               ".csv with a text field); repeatable")
+    distill.add_argument("--synthetic", type=Path, action="append", metavar="FILE",
+                         help="extra labelled rows (e.g. `augment` output kept by `clean`): trained on, never held out "
+                              "for evaluation; repeatable")
     distill.add_argument("--labelled-repeats", type=int, default=1,
                          help="times each labelled row is seen per epoch for each transfer row")
     _add_training_args(distill, epochs=10, lr=3e-4)

@@ -13,6 +13,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data"
 TRAIN_FILE = DATA_DIR / "train.jsonl"
 TEST_FILE = DATA_DIR / "test.jsonl"
+#: 2,000 unlabelled notes of the same four kinds: the transfer set the teacher soft-labels.
+UNLABELED_FILE = DATA_DIR / "unlabeled.txt"
 SAMPLE_NOTES = [
     "Renew the car insurance and compare two quotes",
     "Grab batteries and dish soap on the way home",

@@ -120,14 +120,16 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
 def distill(
     teacher_dir: str | Path, train: list[Example], evaluation: list[Example], out_dir: str | Path,
     student: StudentSpec, config: DistillConfig, resume: bool = True, test: list[Example] | None = None,
-    unlabeled: list[Example] | None = None,
+    unlabeled: list[Example] | None = None, synthetic: list[Example] | None = None,
 ) -> dict[str, object]:
     """Distil ``teacher_dir`` into a student written to ``out_dir``.
 
     ``unlabeled`` is the transfer set: texts without labels that the teacher soft-labels. The
     student learns KD (and the hidden/attention terms) on every row, CE only on labelled ones.
-    Transfer rows that occur in the evaluation or test data are dropped and counted, so the
-    reported numbers are not inflated by texts the student was fitted to.
+    ``synthetic`` rows (e.g. ``augment`` output kept by ``clean``) are extra labelled training rows;
+    they never join the evaluation split. Transfer and synthetic rows that occur in the evaluation
+    or test data are dropped and counted, so the reported numbers are not inflated by texts the
+    student was fitted to.
     """
     out_dir = Path(out_dir)
     work = out_dir / "training"
@@ -135,7 +137,9 @@ def distill(
     labels = teacher.config.labels
     tokenizer = TextTokenizer.from_dir(teacher.path, config.max_length)
     check_inputs_fit(teacher.config, tokenizer.vocab_size, config.max_length, str(teacher.path))
-    transfer, transfer_counts = _transfer_rows(unlabeled or [], train, evaluation, test)
+    kept_synthetic, synthetic_counts = _extra_rows(synthetic or [], train, evaluation, test, labelled=True)
+    train = [*train, *kept_synthetic]
+    transfer, transfer_counts = _extra_rows(unlabeled or [], train, evaluation, test, labelled=False)
     splits = Splits.encode(tokenizer, labels, train, evaluation, test)
     eval_set = splits.evaluation
     transfer_set = EncodedDataset.build(transfer, tokenizer, labels) if transfer else None
@@ -198,7 +202,8 @@ def distill(
         "stage": "distill", "teacher": str(teacher_path), "labels": labels, "student": init_report,
         "student_parameters": sum(v.size for _, v in tree_flatten(model.parameters())),
         "layer_map": layer_map, "cache": {"key": cache.key, "reused": cache.reused, "spec": asdict(spec)},
-        "train_examples": len(splits.train), "transfer": transfer_counts, "eval_examples": len(eval_set),
+        "train_examples": len(splits.train), "transfer": transfer_counts,
+        "synthetic": synthetic_counts, "eval_examples": len(eval_set),
         "test_examples": len(splits.test) if splits.test else 0, "config": asdict(config),
         "training": asdict(result), **teacher_metrics, **report_metrics(model, splits, labels, teacher_logits),
         "runtime": runtime_info(),
@@ -212,14 +217,15 @@ def _teacher_width(cache: TeacherCache) -> int:
 
 
 
-def _transfer_rows(
-    unlabeled: list[Example], train: list[Example], evaluation: list[Example], test: list[Example] | None,
+def _extra_rows(
+    rows: list[Example], train: list[Example], evaluation: list[Example], test: list[Example] | None, labelled: bool,
 ) -> tuple[list[Example], dict[str, int]]:
-    """The transfer rows to keep, and how many were dropped and why. Labels are removed: a
-    transfer row learns from the teacher's soft labels only."""
-    rows = [Example(e.text, None, e.source) for e in unlabeled]
-    rows, duplicates = dedupe(rows)
-    rows, in_train = drop_overlaps(rows, train)
-    rows, leaked = drop_overlaps(rows, [*evaluation, *(test or [])])
-    return rows, {"given": len(unlabeled), "used": len(rows), "duplicates": duplicates,
+    """The transfer (``labelled=False``: labels removed, the teacher's soft labels only) or synthetic
+    rows to keep, and how many were dropped and why: duplicates, texts already in the labelled
+    training data, and texts of the evaluation or test data (leakage)."""
+    kept = rows if labelled else [Example(e.text, None, e.source) for e in rows]
+    kept, duplicates = dedupe(kept)
+    kept, in_train = drop_overlaps(kept, train)
+    kept, leaked = drop_overlaps(kept, [*evaluation, *(test or [])])
+    return kept, {"given": len(rows), "used": len(kept), "duplicates": duplicates,
                   "also_labelled": in_train, "dropped_eval_test": leaked}

@@ -87,3 +87,13 @@ def test_uniform_layer_map():
     assert losses.uniform_layer_map(4, 6) == {1: 2, 2: 3, 3: 4, 4: 6}
     assert losses.uniform_layer_map(2, 2) == {1: 1, 2: 2}
     assert losses.uniform_layer_map(4, 2) == {1: 1, 2: 1, 3: 2, 4: 2}  # deeper student than teacher
+
+
+def test_cross_entropy_ignores_rows_without_a_label():
+    logits = np.array([[2.0, 0.0], [0.0, 3.0], [5.0, -5.0]], np.float32)
+    labels = np.array([0, -1, 1], np.int32)  # the transfer row (-1) carries no hard label
+    log_p = np.log(_np_softmax(logits))
+    expected = -(log_p[0, 0] + log_p[2, 1]) / 2
+    assert losses.cross_entropy(mx.array(logits), mx.array(labels)).item() == pytest.approx(expected, rel=1e-5)
+    none = losses.cross_entropy(mx.array(logits), mx.array(np.full(3, -1, np.int32)))
+    assert none.item() == 0.0
