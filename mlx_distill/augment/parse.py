@@ -66,25 +66,25 @@ def clean_line(line: str, label: str | None = None) -> tuple[str, str | None]:
         return line, "meta"  # a Markdown heading
     had_marker = False
     for _ in range(3):  # "1. - **text**" carries several layers
-        stripped = _MARKER.sub("", text, count=1)
-        stripped = re.sub(r"^\*\*(.+?)\*\*:?\s*", lambda m: "" if m.group(1).rstrip(":").lower() in _LABELISH else m.group(0), stripped)
+        stripped = _LEAD_IN.sub("", _MARKER.sub("", text, count=1), count=1).strip()
         if stripped == text:
             break
-        had_marker, text = True, stripped.strip()
+        had_marker, text = True, stripped
     text = _strip_emphasis(text)
+    if label and text.strip(" .:*_").lower() == label.lower():
+        return line, "meta"  # a heading naming the label
     if label and text.lower().startswith(f"{label.lower()}:"):
         text = text[len(label) + 1:].strip()
     text = _unquote(text)
     if not text:
         return line, "empty"
-    if label and text.strip(" .:").lower() == label.lower():
-        return line, "meta"
     if _META_START.match(text) or (text.endswith(":") and not had_marker) or text.endswith("?:"):
         return line, "meta"
     return text, None
 
 
-_LABELISH = {"text", "example", "note", "label"}
+# "**Text:** ..." / "**Example:** ..." lead-ins in bold
+_LEAD_IN = re.compile(r"^\*\*(?:text|example|note|label)\s*\d*:?\*\*:?\s*", re.IGNORECASE)
 
 
 def _strip_emphasis(text: str) -> str:
