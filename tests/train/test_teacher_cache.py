@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,31 @@ def test_multi_shard_cache_reads_rows_from_memory_maps(teacher_dir, tmp_path, mo
     assert set(a) == set(b)
     for name in a:
         np.testing.assert_array_equal(np.array(a[name]), np.array(b[name]), err_msg=name)
+
+
+def test_a_damaged_cache_is_detected_and_rebuilt(teacher_dir, tmp_path, capfd):
+    teacher = load_classifier(teacher_dir)
+    data = _dataset(teacher_dir, 16)
+    spec = CacheSpec(hidden_layers=(3,), batch_size=2)
+    cache = TeacherCache.build(teacher, data, spec, tmp_path / "cache")
+    logits, hidden = cache.logits.copy(), np.array(cache.hidden[3])  # copies: the shards are damaged below
+    del cache
+    folder = tmp_path / "cache" / TeacherCache.build(teacher, data, spec, tmp_path / "cache").key
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (shard,) = manifest["shards"]
+    assert shard["bytes"] == (folder / shard["name"]).stat().st_size and len(shard["sha256"]) == 64
+    capfd.readouterr()
+
+    with open(folder / shard["name"], "r+b") as f:  # a truncated shard (a full disk, a copy cut short)
+        f.truncate(shard["bytes"] // 2)
+    rebuilt = TeacherCache.build(teacher, data, spec, tmp_path / "cache")
+    assert not rebuilt.reused and "is damaged" in capfd.readouterr().err
+    np.testing.assert_array_equal(rebuilt.logits, logits)
+
+    raw = bytearray((folder / shard["name"]).read_bytes())  # same size, one flipped byte
+    raw[-1] ^= 0xFF
+    (folder / shard["name"]).write_bytes(bytes(raw))
+    again = TeacherCache.build(teacher, data, spec, tmp_path / "cache")
+    assert not again.reused and "does not match its checksum" in capfd.readouterr().err
+    np.testing.assert_allclose(np.asarray(again.hidden[3]), hidden)
+    assert TeacherCache.build(teacher, data, spec, tmp_path / "cache").reused

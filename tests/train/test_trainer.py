@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_map
 from mlx_distill.models import MobileBertConfig, build_classifier
 from mlx_distill.train.teacher import classifier_objective
 from mlx_distill.train.trainer import TrainConfig, Trainer, learning_rate_schedule
@@ -168,3 +168,33 @@ def test_bfloat16_compute_keeps_fp32_masters_and_learns(tmp_path):
     result = trainer.fit()
     assert all(v.dtype == mx.float32 for _, v in tree_flatten(model.parameters()))
     assert result.best_metrics["accuracy"] >= 0.9
+
+
+def test_weight_decay_spares_biases_and_norms(tmp_path):
+    from mlx_distill.train.trainer import decays
+
+    assert decays("mobilebert.encoder.layer.0.attention.self.query.weight")
+    assert not decays("mobilebert.encoder.layer.0.attention.self.query.bias")
+    assert not decays("mobilebert.encoder.layer.0.attention.output.LayerNorm.weight")  # MobileBERT's NoNorm too
+    assert not decays("bert.embeddings.LayerNorm.weight") and decays("classifier.weight")
+    # With zero gradients only weight decay moves a parameter: decayed weights shrink, the rest stay.
+    config = TrainConfig(epochs=1, batch_size=16, learning_rate=0.1, weight_decay=0.5, warmup_ratio=0.0,
+                         decay="constant", checkpoint_every=0, max_grad_norm=0.0)
+    model, trainer = make_trainer(tmp_path, config)
+    before = weights(model)
+    zeros = tree_map(mx.zeros_like, model.trainable_parameters())
+    trainer.optimizer.update(model, zeros)
+    after = weights(model)
+    for name in before:
+        moved = not np.allclose(before[name], after[name])
+        assert moved == (decays(name) and bool(np.any(before[name]))), name
+
+
+def test_tokens_per_second_counts_real_tokens_only(tmp_path):
+    config = TrainConfig(epochs=2, batch_size=16, learning_rate=1e-3, checkpoint_every=0)
+    _, trainer = make_trainer(tmp_path, config)
+    result = trainer.fit()
+    _, mask, _ = toy_data()
+    real = int(mask.sum()) * 2  # two epochs
+    assert mask.size * 2 > real, "the toy data must hold padding for this test to mean anything"
+    assert result.tokens_per_s * result.seconds == pytest.approx(real, rel=1e-6)
