@@ -147,11 +147,14 @@ def _weights(reader, path: Path, dtype: str) -> dict[str, np.ndarray]:
     weights = {}
     for tensor in reader.tensors:
         try:
-            array = dequantize(tensor.data, tensor.tensor_type)
+            with np.errstate(invalid="ignore", over="ignore"):  # damaged blocks are reported below
+                array = dequantize(tensor.data, tensor.tensor_type)
         except NotImplementedError:
             raise ValueError(
                 f"--llm {path}: tensor {tensor.name} uses {tensor.tensor_type.name}, which the gguf package "
                 "cannot dequantise; re-quantise the model as Q4_K_M, Q8_0 or F16 with llama.cpp") from None
+        if not np.isfinite(array).all():  # DESIGN.md: non-finite weights are never written as a model
+            raise ValueError(f"--llm {path}: tensor {tensor.name} holds NaN or infinite values; the file is damaged")
         weights[_rename(tensor.name)] = np.ascontiguousarray(array, dtype=np.float32)
     return weights
 
