@@ -89,8 +89,7 @@ class MlxBackend:
 
         cfg = self._config
         for request in requests:
-            text = self._tokenizer.apply_chat_template(request.prompt.messages, add_generation_prompt=True,
-                                                       tokenize=False)
+            text = self._chat_text(request.prompt.messages)
             mx.random.seed(request.seed)
             sampler = make_sampler(temp=cfg.temperature, top_p=cfg.top_p)
             start, parts, last = time.perf_counter(), [], None
@@ -99,6 +98,18 @@ class MlxBackend:
             tokens = last.generation_tokens if last else 0
             yield request, Generation("".join(parts), bool(last and last.finish_reason == "length"), tokens,
                                       time.perf_counter() - start)
+
+
+    def _chat_text(self, messages: list[dict]) -> str:
+        """The prompt in the model's chat template. Some templates (Gemma's) refuse a system role:
+        then the system text goes at the top of the user message, as those models expect."""
+        try:
+            return self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as exc:  # jinja2 raises TemplateError subclasses from the template's own checks
+            if messages[0]["role"] != "system" or "system" not in str(exc).lower():
+                raise ValueError(f"--llm {self._config.llm}: the chat template failed ({exc})") from None
+            merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+            return self._tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
 
 
 class OpenAIBackend:
@@ -123,14 +134,14 @@ class OpenAIBackend:
         self.batch_size = config.concurrency
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[Request, Generation]]:
-        with ThreadPoolExecutor(max_workers=self._config.concurrency) as pool:
-            futures = {pool.submit(self._one, request): request for request in requests}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        pool = ThreadPoolExecutor(max_workers=self._config.concurrency)
+        futures = {pool.submit(self._one, request): request for request in requests}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            # On Ctrl-C or an error, do not wait for queued requests (their answers would be lost anyway).
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _one(self, request: Request) -> Generation:
         import openai

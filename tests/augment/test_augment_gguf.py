@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from tiny_gguf import write_tiny_gguf
+from tiny_gguf import NO_SYSTEM, write_tiny_gguf
 
-from mlx_distill.augment.backends import resolve_model
+from mlx_distill.augment import AugmentConfig
+from mlx_distill.augment.backends import MlxBackend, Request, resolve_model
+from mlx_distill.augment.prompts import DEFAULT_TEMPLATE, PromptBuilder
 from mlx_distill.augment.gguf_convert import convert_gguf
 
 
@@ -97,3 +99,15 @@ def test_llm_resolution_folder_cached_repo_id_and_missing(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError, match=r"mlx-community/Other-4bit: not in the local Hugging Face cache "
                                                 r"\(mlx_distill never downloads\)"):
         resolve_model("mlx-community/Other-4bit")
+
+
+def test_mlx_backend_folds_the_system_prompt_into_templates_that_refuse_it(tmp_path):
+    path = write_tiny_gguf(tmp_path / "nosys.gguf", "Q8_0", chat_template=NO_SYSTEM)
+    config = AugmentConfig(train="t.jsonl", out="o.jsonl", llm=str(path), cache_dir=str(tmp_path / "cache"),
+                           max_tokens=3, system_prompt="Be brief.")
+    backend = MlxBackend(config)
+    prompt = PromptBuilder({"a": ["x y"]}, DEFAULT_TEMPLATE, "Be brief.", 1, 2, 0).build("a", 0)
+    assert prompt.messages[0]["role"] == "system"
+    (request, generation), = backend.generate([Request(prompt, 1)])
+    assert request.prompt is prompt and 1 <= generation.tokens <= 3
+    assert backend.info["model"] == "nosys.gguf" and len(backend.info["gguf_sha256"]) == 64

@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 
 
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+NO_SYSTEM = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+             + CHATML)
+
+
 def write_tiny_gguf(path: Path, quant: str = "Q4_K", arch: str = "llama", hidden: int = 256, layers: int = 1,
-                    seed: int = 0, block_scale: float = 0.01) -> Path:
+                    seed: int = 0, block_scale: float = 0.01, chat_template: str | None = None) -> Path:
     """``block_scale``: the fp16 scale written into every quantised block (nan makes a damaged file)."""
     import gguf
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -39,9 +45,7 @@ def write_tiny_gguf(path: Path, quant: str = "Q4_K", arch: str = "llama", hidden
     writer.add_array("tokenizer.ggml.merges", ["h e"])
     writer.add_uint32("tokenizer.ggml.bos_token_id", 257)
     writer.add_uint32("tokenizer.ggml.eos_token_id", 258)
-    writer.add_string("tokenizer.chat_template",
-                      "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    writer.add_string("tokenizer.chat_template", chat_template or CHATML)
 
     def quantised(rows: int, cols: int) -> np.ndarray:
         data = rng.integers(0, 256, size=(rows, cols // block, block_bytes), dtype=np.uint8)
