@@ -24,7 +24,11 @@ _QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"),
 _META_START = re.compile(
     r"^(here\s+(are|is)|here's|sure|certainly|of course|absolutely|okay|ok\b|great|i hope|hope this|let me|"
     r"i've|i have|i can|i'll|these (are|examples)|below (are|is)|feel free|note:|as an ai|i'm sorry|"
-    r"i apologi[sz]e|happy to help|in this (list|response)|examples?( of)?\b.*:$)", re.IGNORECASE)
+    r"i apologi[sz]e|happy to help|in this (list|response|task)|examples?( of)?\b.*:$)", re.IGNORECASE)
+# Chatter that announces or describes the list wherever it sits in the line.
+_META_ANYWHERE = re.compile(
+    r"\b(here (are|is)|here's)\b[^.!?]*\b(examples?|texts?|sentences?|notes?|ideas?|options?)\b"
+    r"|\bas an ai\b|\bthe (examples|texts) (above|below)\b|\blabell?ed\s+\"", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ def clean_line(line: str, label: str | None = None) -> tuple[str, str | None]:
     text = _unquote(text)
     if not text:
         return line, "empty"
-    if _META_START.match(text) or (text.endswith(":") and not had_marker) or text.endswith("?:"):
+    bare = text.lstrip("([ ")
+    if _META_START.match(bare) or _META_ANYWHERE.search(text) or (text.endswith(":") and not had_marker):
         return line, "meta"
     return text, None
 

@@ -246,6 +246,6 @@ def summary_lines(result: AugmentResult) -> list[str]:
         order = [r for r in (*REASONS, "surplus") if result.rejected.get(r)]
         lines.append("rejected: " + ", ".join(f"{reason} {result.rejected[reason]}" for reason in order))
     for label, missing in result.short.items():
-        lines.append(f"warning: {label}: {missing} rows short after the request limit; raise --max-requests "
-                     "or rerun with another --seed into another --out")
+        lines.append(f"warning: {label}: {missing} rows short after the request limit; rerun the same command "
+                     "with a higher --max-requests to continue")
     return lines

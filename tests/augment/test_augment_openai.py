@@ -132,3 +132,12 @@ def test_rerun_with_other_settings_is_refused_and_more_rows_continue(train):
 def test_out_equal_to_train_is_refused(train):
     with pytest.raises(ValueError, match="--out: .* is also an input"):
         run_augment(AugmentConfig(train=str(train), out=str(train), llm="x.gguf"))
+
+
+def test_a_short_label_continues_when_max_requests_is_raised(train):
+    with ChatServer(rows_per_answer=2) as server:
+        short = run_augment(_config(train, server, per_label=4, per_request=2, max_requests=1))
+        assert short.short == {"shopping": 2, "health": 2} and len(server.requests) == 2
+        done = run_augment(_config(train, server, per_label=4, per_request=2, max_requests=2))
+    assert done.short == {} and done.rows_per_label == {"shopping": 4, "health": 4} and done.requests == 2
+    assert [r["body"]["seed"] for r in server.requests[2:]] != [r["body"]["seed"] for r in server.requests[:2]]

@@ -48,6 +48,11 @@ def test_cut_off_drops_the_last_non_empty_line_even_after_blank_lines():
     "Sure!", "Certainly, here you go:", "Of course! Here's a list:", "I hope these help.",
     "Let me know if you want more examples.", "Note: these are fictional.", "Examples:", "## Shopping notes",
     "health", "**Health:**",
+    # seen from SmolLM2-135M-Instruct on the demo notes
+    "In this task, the new texts require a more creative, self-edited, and short-form text creation. Here's a few examples.",
+    '(Note: This text is a new one that begins with the word, "Heroes", and adds a few new examples',
+    "These are great examples of text conveying a range of subjects in context. Here is one of them:",
+    'Five more texts labelled "health" follow.',
 ])
 def test_meta_lines_are_rejected(line):
     text, reason = clean_line(line, label="health")
