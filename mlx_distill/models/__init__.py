@@ -77,8 +77,11 @@ def read_config(model_dir: str | os.PathLike[str]) -> EncoderConfig:
     return ARCHITECTURES[model_type].config.from_file(path)
 
 
-#: Below this share of the model's vocabulary, a tokenizer is taken to belong to another model.
-MIN_TOKENIZER_SHARE = 0.9
+def allowed_tokenizer_shortfall(rows: int) -> int:
+    """How many fewer tokens than embedding rows a tokenizer may have: vocabularies padded to a
+    multiple of 64 or 128 and a few reserved slots. The export side applies the same rule
+    (``export.model_folder.allowed_tokenizer_shortfall``; ``export/`` cannot import this package)."""
+    return max(128, rows // 100)
 
 
 def check_inputs_fit(config: EncoderConfig, vocab_size: int, max_length: int, source: str) -> None:
@@ -97,7 +100,7 @@ def check_inputs_fit(config: EncoderConfig, vocab_size: int, max_length: int, so
     # A few spare embedding rows are normal (vocabularies padded to a multiple of 8 or 64); a
     # tokenizer with far fewer tokens than the embedding matrix has rows comes from another model
     # and maps every word to the wrong embedding, silently.
-    if vocab_size and vocab_size < MIN_TOKENIZER_SHARE * config.vocab_size:
+    if vocab_size and config.vocab_size - vocab_size > allowed_tokenizer_shortfall(config.vocab_size):
         raise ValueError(
             f"{source}: the tokenizer has {vocab_size:,} tokens but the model embeds {config.vocab_size:,} "
             "(config.json vocab_size); the tokenizer files (vocab.txt / tokenizer.json) belong to another model — "
