@@ -73,3 +73,22 @@ def test_distill_unlabeled_through_the_cli(tmp_path, minilm_dir):
             "eval/test data dropped)") in done.stderr
     report = json.loads((tmp_path / "student" / "training" / "report.json").read_text())
     assert report["transfer"]["used"] == 3 and np.isfinite(report["eval"]["accuracy"])
+
+
+def test_distill_unlabeled_needs_no_network(tmp_path, minilm_dir):
+    """The transfer-set distillation runs with every non-loopback connection impossible."""
+    from offline import run_offline
+
+    probe = run_offline([sys.executable, "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=3)"],
+                        capture_output=True, text=True)
+    assert probe.returncode != 0, "the namespace must really forbid outside connections"
+    teacher = _teacher(tmp_path, minilm_dir)
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in TRAIN))
+    (tmp_path / "notes.txt").write_text("\n".join(UNLABELED) + "\n")
+    done = run_offline([sys.executable, "-m", "mlx_distill", "distill", "--teacher", teacher, "--train",
+                        tmp_path / "train.jsonl", "--eval", tmp_path / "train.jsonl", "--unlabeled",
+                        tmp_path / "notes.txt", "--out", tmp_path / "student", "--student-preset", "tiny",
+                        "--max-length", "16", "--epochs", "1", "--batch-size", "4"],
+                       capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "student" / "model.safetensors").exists()
