@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlx_distill.augment.config import AugmentConfig
 from mlx_distill.augment.filters import REASONS, RowFilter
-from mlx_distill.augment.backends import Request
+from mlx_distill.augment.backends import Request, make_backend
 from mlx_distill.augment.journal import Appender, read_jsonl
 from mlx_distill.augment.parse import parse_output
 from mlx_distill.augment.prompts import PromptBuilder, load_template, request_seed
@@ -102,7 +102,7 @@ def run_augment(config: AugmentConfig, backend=None) -> AugmentResult:
     if rows and not progress:
         raise ValueError(f"--out {out}: exists but has no {journal.name}; it was not written by augment "
                          "(choose another --out, or --restart to replace it)")
-    backend = backend or _make_backend(config)
+    backend = backend or make_backend(config)
     fingerprint = _fingerprint(config, template, backend.info)
     if progress:
         recorded = progress[0].get("fingerprint", {})
@@ -181,16 +181,9 @@ def run_augment(config: AugmentConfig, backend=None) -> AugmentResult:
     return result
 
 
-def _make_backend(config: AugmentConfig):
-    from mlx_distill.augment.backends import make_backend
-
-    return make_backend(config)
-
-
 def _plan(builder: PromptBuilder, labels, count, done, config: AugmentConfig, limit: int, size: int, new_rows: int):
     """The next requests: labels still short of rows, round-robin, their lowest unfinished indices,
     no more per label than its missing rows need."""
-
     if config.stop_after and new_rows >= config.stop_after:
         return []
     queues = {}
