@@ -9,7 +9,7 @@ The teacher runs once into the cache and is released before the student trains.
 from __future__ import annotations
 
 import gc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlx.core as mx
@@ -17,6 +17,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from mlx_distill.build.settings import setting
 from mlx_distill.data import Example, dedupe, drop_overlaps
 from mlx_distill.fileio import atomic_write_json
 from mlx_distill.models import check_inputs_fit, load_classifier, save_pretrained
@@ -31,21 +32,34 @@ from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
 from mlx_distill.train.trainer import TrainConfig, Trainer
 
 
+def parse_layer_map(text: str) -> dict[int, int]:
+    """``"1:2,2:4"`` -> ``{1: 2, 2: 4}`` (student layer -> teacher layer, 1-based)."""
+    try:
+        return {int(s): int(t) for s, t in (pair.split(":") for pair in text.split(","))}
+    except ValueError:
+        raise ValueError(f"layer map {text!r}: write student:teacher pairs, e.g. 1:2,2:4,3:6") from None
+
+
 @dataclass
 class DistillConfig:
-    max_length: int = 128
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    ce_weight: float = 0.5
-    hidden_weight: float = 1.0
-    attention_weight: float = 1.0
-    embedding_weight: float = 0.0
-    layer_map: dict[int, int] | None = None  # student layer -> teacher layer (1-based); None = uniform
-    cache_dir: str | None = None  # default: <out>/training/teacher_cache
+    """The distillation objective's settings; help text and flags live on the fields (``setting``)."""
+
+    max_length: int = setting(128, "tokens per text")
+    temperature: float = setting(2.0, "softmax temperature of the KD term")
+    kd_weight: float = setting(1.0, "soft-logit KD weight")
+    ce_weight: float = setting(0.5, "hard-label cross-entropy weight")
+    hidden_weight: float = setting(1.0, "hidden-state MSE weight (0 = off)")
+    attention_weight: float = setting(1.0, "attention-map KL weight (0 = off)")
+    embedding_weight: float = setting(0.0, "embedding-output MSE weight (0 = off)")
+    # student layer -> teacher layer (1-based); None = uniform
+    layer_map: dict[int, int] | None = setting(None, "student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)",
+                                               parse=parse_layer_map)
+    cache_dir: str | None = setting(None, "teacher cache folder (default OUT/training/teacher_cache)")
     # How often each labelled row is seen per epoch relative to a transfer-set row: with 100 labels
     # and thousands of unlabelled texts, repeating the labelled rows keeps their hard labels in play.
-    labelled_repeats: int = 1
-    train: TrainConfig = field(
+    labelled_repeats: int = setting(1, "times each labelled row is seen per epoch for each transfer row")
+    train: TrainConfig = setting(
+        help="training loop settings",
         default_factory=lambda: TrainConfig(epochs=10, learning_rate=3e-4, batch_size=16, warmup_ratio=0.06,
                                             best_metric="accuracy")
     )
@@ -183,8 +197,9 @@ def distill(
 
     def make_batch(positions):
         rows = index[positions]
-        return {"input_ids": mx.array(train_set.input_ids[rows]), "attention_mask": mx.array(train_set.attention_mask[rows]),
-                "labels": mx.array(train_set.labels[rows]), **cache.batch(rows)}
+        ids, mask, length = train_set.batch_arrays(rows)
+        return {"input_ids": mx.array(ids), "attention_mask": mx.array(mask), "labels": mx.array(train_set.labels[rows]),
+                **cache.batch(rows, length)}
 
     trainer = Trainer(
         module, objective, make_batch, len(index), config.train, work,

@@ -15,7 +15,8 @@ def predict_logits(model: nn.Module, data: EncodedDataset, batch_size: int = 64)
     model.eval()
     out = []
     for rows in sequential_batches(len(data), batch_size):
-        logits = model(mx.array(data.input_ids[rows]), mx.array(data.attention_mask[rows])).logits
+        ids, mask, _ = data.batch_arrays(rows)
+        logits = model(mx.array(ids), mx.array(mask)).logits
         out.append(np.array(logits.astype(mx.float32)))
     if was_training:
         model.train()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlx.core as mx
 
+from mlx_distill.build.settings import setting
 from mlx_distill.data import Example, label_set
 from mlx_distill.fileio import atomic_write_json
 from mlx_distill.models import LoadedModel, check_inputs_fit, load_classifier, save_pretrained
@@ -20,14 +21,22 @@ from mlx_distill.train.trainer import TrainConfig, Trainer
 
 @dataclass
 class TeacherConfig:
-    max_length: int = 128
-    freeze_encoder: bool = False  # train only the head (fast; for big teachers on small machines)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, learning_rate=5e-5, batch_size=16))
+    """Teacher fine-tuning settings; help text and flags live on the fields (``setting``)."""
+
+    max_length: int = setting(128, "tokens per text")
+    freeze_encoder: bool = setting(False, "train only the classification head (fast; for big teachers on small machines)")
+    train: TrainConfig = setting(help="training loop settings",
+                                 default_factory=lambda: TrainConfig(epochs=4, learning_rate=5e-5, batch_size=16))
 
 
 def classifier_objective(model, batch):
     loss = cross_entropy(model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
     return loss, {"ce": loss}
+
+
+def _batch(data, rows) -> dict[str, mx.array]:
+    ids, mask, _ = data.batch_arrays(rows)
+    return {"input_ids": mx.array(ids), "attention_mask": mx.array(mask), "labels": mx.array(data.labels[rows])}
 
 
 def fine_tune_teacher(
@@ -60,9 +69,7 @@ def fine_tune_teacher(
             model.encoder_model.freeze()
         trainer = Trainer(
             model, classifier_objective,
-            lambda rows: {"input_ids": mx.array(train_set.input_ids[rows]),
-                          "attention_mask": mx.array(train_set.attention_mask[rows]),
-                          "labels": mx.array(train_set.labels[rows])},
+            lambda rows: _batch(train_set, rows),
             len(train_set), config.train, out_dir / "training",
             evaluate=lambda: evaluate_classifier(model, eval_set, labels), label="teacher",
             fingerprint={"source": str(loaded.path.resolve()), "labels": labels, **splits.fingerprint(),

@@ -132,12 +132,14 @@ class TeacherCache:
     attention: dict[int, ShardedRows] = field(default_factory=dict)  # layer -> (N, heads|1, L, L) float16
     reused: bool = False
 
-    def batch(self, rows: np.ndarray) -> dict[str, mx.array]:
+    def batch(self, rows: np.ndarray, length: int | None = None) -> dict[str, mx.array]:
+        """The teacher's outputs for ``rows``; per-token ones cut to the batch's ``length``."""
+        cut = slice(None, length)
         out = {"teacher_logits": mx.array(self.logits[rows])}
         for layer, values in self.hidden.items():
-            out[f"teacher_hidden.{layer}"] = mx.array(values[rows])
+            out[f"teacher_hidden.{layer}"] = mx.array(values[rows][:, cut])
         for layer, values in self.attention.items():
-            out[f"teacher_attention.{layer}"] = mx.array(values[rows])
+            out[f"teacher_attention.{layer}"] = mx.array(values[rows][:, :, cut, cut])
         return out
 
     @classmethod
@@ -169,17 +171,24 @@ class TeacherCache:
             tensors: dict[str, list[mx.array]] = {}
             for batch_rows in sequential_batches(len(rows), spec.batch_size):
                 index = rows[batch_rows]
-                out = teacher.model(
-                    mx.array(dataset.input_ids[index]), mx.array(dataset.attention_mask[index]),
-                    output_hidden_states=need_hidden, output_attentions=need_attention,
-                )
+                ids, mask, length = dataset.batch_arrays(index)
+                out = teacher.model(mx.array(ids), mx.array(mask), output_hidden_states=need_hidden,
+                                    output_attentions=need_attention)
+                # The teacher runs on the batch's length; the cache stores every row at the full
+                # length with zeros at padding (masked by every loss), so what is stored does not
+                # depend on how rows were batched.
+                pad = dataset.input_ids.shape[1] - length
+                real = mx.array(mask).astype(mx.float32)
                 tensors.setdefault("logits", []).append(out.logits.astype(mx.float32))
                 for layer in spec.hidden_layers:
-                    tensors.setdefault(f"hidden.{layer}", []).append(out.hidden_states[layer])
+                    values = out.hidden_states[layer] * real[:, :, None]
+                    tensors.setdefault(f"hidden.{layer}", []).append(mx.pad(values, [(0, 0), (0, pad), (0, 0)]))
                 for layer in spec.attention_layers:
                     maps = out.attentions[layer - 1]
                     maps = maps.mean(axis=1, keepdims=True) if spec.mean_heads else maps
-                    tensors.setdefault(f"attention.{layer}", []).append(maps.astype(mx.float16))
+                    maps = maps * (real[:, None, :, None] * real[:, None, None, :])
+                    tensors.setdefault(f"attention.{layer}", []).append(
+                        mx.pad(maps.astype(mx.float16), [(0, 0), (0, 0), (0, pad), (0, pad)]))
                 mx.eval(tensors)
             name = f"shard-{shard_no:05d}.safetensors"
             mx.save_safetensors(str(tmp / name), {k: _compact(k, mx.concatenate(v)) for k, v in tensors.items()})

@@ -37,9 +37,16 @@ def test_cache_contents_key_and_reuse(teacher_dir, tmp_path):
     out = teacher.model(mx.array(data.input_ids), mx.array(data.attention_mask), output_hidden_states=True,
                         output_attentions=True)
     np.testing.assert_allclose(cache.logits, np.array(out.logits), atol=1e-6)
-    np.testing.assert_allclose(cache.hidden[3], np.array(out.hidden_states[3]), atol=2e-3, rtol=1e-3)
+    # Per-token outputs match the full-length forward at real tokens (the teacher ran on each batch
+    # cut to its longest row).
+    real = data.attention_mask.astype(bool)
+    hidden = np.asarray(cache.hidden[3], dtype=np.float32)
+    np.testing.assert_allclose(hidden[real], np.array(out.hidden_states[3])[real], atol=2e-3, rtol=1e-3)
     assert cache.hidden[3].dtype == np.float16 and cache.attention[2].shape == (4, 1, 16, 16)
-    np.testing.assert_allclose(cache.attention[2], np.array(out.attentions[1].mean(axis=1, keepdims=True)), atol=1e-3)
+    maps, expected = np.asarray(cache.attention[2], np.float32), np.array(out.attentions[1].mean(axis=1, keepdims=True))
+    pairs = real[:, None, :, None] & real[:, None, None, :]
+    np.testing.assert_allclose(maps[pairs], expected[pairs], atol=1e-3)
+    assert not maps[~pairs].any() and not hidden[~real].any(), "padding is stored as zeros"
 
     batch = cache.batch(np.array([2, 0]))
     np.testing.assert_allclose(np.array(batch["teacher_logits"]), cache.logits[[2, 0]])
@@ -74,8 +81,8 @@ def test_multi_shard_cache_reads_rows_from_memory_maps(teacher_dir, tmp_path, mo
     rows = np.array([3, 0, 2, 3])
     a, b = single.batch(rows), sharded.batch(rows)
     assert set(a) == set(b)
-    for name in a:
-        np.testing.assert_array_equal(np.array(a[name]), np.array(b[name]), err_msg=name)
+    for name in a:  # rows batched differently run at other lengths: equal to float rounding (fp16 ulp)
+        np.testing.assert_allclose(np.array(a[name]), np.array(b[name]), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 def test_a_damaged_cache_is_detected_and_rebuilt(teacher_dir, tmp_path, capfd):
