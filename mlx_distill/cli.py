@@ -59,40 +59,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_args(parser: argparse.ArgumentParser, epochs: float, lr: float) -> None:
+def _add_training_args(parser: argparse.ArgumentParser, defaults) -> None:
+    """The data/output flags of a training command, and one flag per ``TrainConfig`` field whose
+    shown default is the stage's own (``defaults``: ``TeacherConfig().train`` / ``DistillConfig().train``)."""
+    from mlx_distill.build.settings import add_flags
+    from mlx_distill.train.trainer import TrainConfig
+
     group = parser.add_argument_group("training")
     group.add_argument("--train", type=Path, required=True, help="labelled .jsonl/.csv (text, label)")
     group.add_argument("--eval", type=Path,
                        help="labelled file that picks the best checkpoint (default: hold out 15%% of --train)")
     group.add_argument("--test", type=Path, help="labelled file that is only reported (never used to choose)")
     group.add_argument("--out", type=Path, required=True, help="output Hugging Face folder (training state in OUT/training)")
-    group.add_argument("--epochs", type=float, default=epochs)
-    group.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
-    group.add_argument("--batch-size", type=int, default=16)
-    group.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    group.add_argument("--max-length", type=int, default=128, help="tokens per text")
-    group.add_argument("--decay", choices=["linear", "cosine", "constant"], default="linear")
-    group.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
-    group.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (default: each epoch)")
-    group.add_argument("--patience", type=int, default=0, help="early stopping after N evaluations without gain")
-    group.add_argument("--checkpoint-every", type=int, default=50, help="steps between resumable checkpoints")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--no-compile", action="store_true", help="run the step without mx.compile")
     group.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT/training")
+    add_flags(group, TrainConfig, defaults)
 
 
-def _train_config(args: argparse.Namespace):
+def _stage_config(args: argparse.Namespace, cls, defaults):
+    """``defaults`` (the stage's own default config) with the flags the user gave, nested ``train`` included."""
+    import dataclasses
+
+    from mlx_distill.build.settings import given_values
     from mlx_distill.train.trainer import TrainConfig
 
-    return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup,
-        decay=args.decay, grad_accum_steps=args.grad_accum, eval_every=args.eval_every,
-        early_stopping_patience=args.patience, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        compile=not args.no_compile,
-    )
+    train = dataclasses.replace(defaults.train, **given_values(args, TrainConfig))
+    return dataclasses.replace(defaults, **given_values(args, cls), train=train)
 
 
-def _read_splits(args: argparse.Namespace):
+def _read_splits(args: argparse.Namespace, seed: int):
     """(train, evaluation, test) examples from --train / --eval / --test, checked together:
     conflicting labels are an error, duplicates, leakage and odd labels are reported."""
     from mlx_distill.data import check_labelled, read_examples, stratified_split
@@ -106,7 +100,7 @@ def _read_splits(args: argparse.Namespace):
     train, evaluation, test = checked.train, checked.evaluation, checked.test
     if evaluation is not None:
         return train, evaluation, test
-    train, held_out = stratified_split(train, 0.15, seed=args.seed)
+    train, held_out = stratified_split(train, 0.15, seed=seed)
     print(f"no --eval file: holding out {len(held_out)} of {len(train) + len(held_out)} examples", file=sys.stderr)
     return train, held_out, test
 
@@ -128,44 +122,31 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
     from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
 
     select_device()
-    train, evaluation, test = _read_splits(args)
-    config = TeacherConfig(max_length=args.max_length, freeze_encoder=args.freeze_encoder, train=_train_config(args))
+    config = _stage_config(args, TeacherConfig, TeacherConfig())
+    train, evaluation, test = _read_splits(args, config.train.seed)
     report = fine_tune_teacher(args.model, train, evaluation, args.out, config, resume=not args.restart, test=test)
     _print_eval(f"teacher -> {args.out}", report)
     return 0
 
 
-def _parse_layer_map(text: str | None) -> dict[int, int] | None:
-    if not text:
-        return None
-    try:
-        return {int(s): int(t) for s, t in (pair.split(":") for pair in text.split(","))}
-    except ValueError:
-        raise ValueError(f"--layer-map {text!r}: write student:teacher pairs, e.g. 1:2,2:4,3:6") from None
-
-
 def _cmd_distill(args: argparse.Namespace) -> int:
+    from mlx_distill.build.config import StudentSettings
+    from mlx_distill.build.settings import given_values
+    from mlx_distill.build.stages import student_preset
+    from mlx_distill.data import read_examples, read_unlabeled
     from mlx_distill.runtime import select_device
     from mlx_distill.train.distill import DistillConfig, distill
     from mlx_distill.train.student_init import StudentSpec
 
-    from mlx_distill.data import read_examples, read_unlabeled
-
-    select_device()
-    train, evaluation, test = _read_splits(args)
+    device = select_device()
+    config = _stage_config(args, DistillConfig, DistillConfig())
+    train, evaluation, test = _read_splits(args, config.train.seed)
     unlabeled = [row for path in args.unlabeled or [] for row in read_unlabeled(path)]
     synthetic = [row for path in args.synthetic or [] for row in read_examples(path)]
-    init = args.init or ("pretrained" if args.student else "teacher")
+    settings = StudentSettings(**given_values(args, StudentSettings))
     student = StudentSpec(
-        init=init, preset=args.student_preset, config_file=args.student_config,
-        pretrained_dir=str(args.student) if args.student else None, seed=args.seed,
-    )
-    config = DistillConfig(
-        max_length=args.max_length, temperature=args.temperature, kd_weight=args.kd_weight, ce_weight=args.ce_weight,
-        hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
-        embedding_weight=args.embedding_weight, layer_map=_parse_layer_map(args.layer_map),
-        cache_dir=str(args.cache_dir) if args.cache_dir else None, labelled_repeats=args.labelled_repeats,
-        train=_train_config(args),
+        init=settings.resolved_init(), preset=student_preset(settings.student_preset, device),
+        config_file=settings.student_config, pretrained_dir=settings.student, seed=config.train.seed,
     )
     report = distill(args.teacher, train, evaluation, args.out, student, config, resume=not args.restart, test=test,
                      unlabeled=unlabeled, synthetic=synthetic)
@@ -195,16 +176,42 @@ def _quiet_coremltools() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``ExportConfig`` field that carries a flag; imports the torch side, so it is
+    called only when the command is ``export``."""
+    import dataclasses
+
+    _quiet_coremltools()
+    from export.pipeline import ExportConfig
+
+    from mlx_distill.build.settings import add_flags
+
+    unflagged = tuple(f.name for f in dataclasses.fields(ExportConfig) if "flag" not in f.metadata)
+    add_flags(parser, ExportConfig, ExportConfig(), skip=unflagged, helps=_EXPORT_HELP)
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
+
+
+#: Help for ExportConfig's flags until export/pipeline.py carries help text in its field metadata
+#: (add_flags prefers the metadata's help when it is there).
+_EXPORT_HELP = {
+    "max_length": "fixed input length of the Core ML models",
+    "precision": "compute precision (fp16 is checked first and falls back to fp32 when unsafe)",
+    "optimizer": "on-device update optimizer", "learning_rate": "on-device update learning rate",
+    "batch_size": "on-device update mini-batch size", "epochs": "on-device update epochs", "momentum": "SGD momentum",
+}
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     # The torch / coremltools side; imported here only, so no other command pays for it.
     _quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
-    config = ExportConfig(
-        max_length=args.max_length, precision=args.precision, optimizer=args.optimizer,
-        learning_rate=args.learning_rate, batch_size=args.update_batch_size, epochs=args.update_epochs,
-        momentum=args.momentum, build_updatable_pipeline=not args.no_pipeline,
-    )
+    from mlx_distill.build.settings import given_values
+
+    values = given_values(args, ExportConfig)
+    if args.no_pipeline:
+        values["build_updatable_pipeline"] = False
+    config = ExportConfig(**values)
     result = export_folder(args.student_dir, args.out, config)
     for kind, path in result.files.items():
         print(f"{kind:<20} {path}")
@@ -242,54 +249,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _demo_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The demo is the build of the file that ships with the package (``mlx_distill/demo/build.toml``)."""
     from mlx_distill import demo
-    from mlx_distill.data import read_examples, read_unlabeled, stratified_split
-    from mlx_distill.predict import TextClassifier
-    from mlx_distill.runtime import select_device
-    from mlx_distill.train.distill import DistillConfig, distill
-    from mlx_distill.train.student_init import StudentSpec
-    from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
-    from mlx_distill.train.trainer import TrainConfig
 
-    device = select_device()
-    # Checkpoints are chosen on a validation split of the training notes; the 120 test notes are
-    # only reported, so the accuracy printed is an unbiased estimate.
-    train, validation = stratified_split(read_examples(demo.TRAIN_FILE), 0.15, seed=0)
-    test = read_examples(demo.TEST_FILE)
-    out = args.out
-    print(f"[1/5] teacher: fine-tuning all-MiniLM-L6-v2 on {len(train)} notes ({device})", file=sys.stderr)
-    teacher_cfg = TeacherConfig(max_length=48, train=TrainConfig(epochs=5, learning_rate=1e-4))
-    resume = not args.restart
-    teacher = fine_tune_teacher(demo.minilm_dir(), train, validation, out / "teacher", teacher_cfg, resume, test=test)
-    _print_eval("teacher", teacher)
-    # A GPU trains the real 4-layer MobileBERT quickly; on a CPU the demo uses the tiny preset.
-    preset = "tiny" if device == "cpu" else "mobilebert-4l"
-    print(f"[2/5] distil: MobileBERT student ({preset}), embeddings initialised from the teacher, "
-          f"{len(train)} labelled notes + unlabelled notes soft-labelled by the teacher", file=sys.stderr)
-    distill_cfg = DistillConfig(max_length=48, train=TrainConfig(epochs=8, learning_rate=1e-3))
-    unlabeled = read_unlabeled(demo.UNLABELED_FILE)
-    student = distill(out / "teacher", train, validation, out / "student", StudentSpec(init="teacher", preset=preset),
-                      distill_cfg, resume, test=test, unlabeled=unlabeled)
-    _print_eval(f"student ({student['student_parameters']:,} parameters)", student)
-    print("[3/5] export: Core ML classifier, encoder and updatable head (+ manifest)", file=sys.stderr)
-    _quiet_coremltools()
-    from export.pipeline import ExportConfig, export_folder  # torch side, only now
+    if getattr(args, "config", None) is None:
+        args.config, args.dry_run = demo.BUILD_FILE, False
+    return args
 
-    exported = export_folder(out / "student", out / "coreml", ExportConfig(max_length=48))
-    for kind, path in exported.files.items():
-        print(f"  {kind:<20} {path}")
-    print("[4/5] check: shapes, parity, extreme inputs, updatable rules, simulated update, fp16", file=sys.stderr)
-    from export.check import run_checks
 
-    classifier = TextClassifier(out / "student", max_length=48)
-    report = run_checks(out / "coreml", model_dir=out / "student", reference=classifier.probabilities_for_ids)
-    print(report.summary())
-    print("[5/5] predict with the student:", file=sys.stderr)
-    for prediction in classifier.predict(demo.SAMPLE_NOTES):
-        print(f"  {prediction.label:<9} {prediction.probs[prediction.label]:.2f}  {prediction.text}")
-    print(f"student folder (Hugging Face format): {out / 'student'}; Core ML files: {out / 'coreml'}")
-    return 0 if report.passed else 1
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mlx_distill.build import cli as build_cli
+
+    code = build_cli.run(_demo_args(args))
+    report = json.loads((args.out / "report.json").read_text(encoding="utf-8"))
+    if report.get("predictions"):
+        print("the student on new notes:")
+        for p in report["predictions"]:
+            print(f"  {p['label']:<9} {p['p']:.2f}  {p['text']}")
+    return code
 
 
 # ---- path checks, before any work -----------------------------------------------------------------
@@ -333,7 +311,7 @@ def _paths_training(args: argparse.Namespace) -> None:
     require_output_folder(out)
     refuse_overlap(out, inputs)
     if getattr(args, "cache_dir", None) is not None:
-        cache = PathArg("--cache-dir", args.cache_dir)
+        cache = PathArg("--cache-dir", Path(args.cache_dir))
         require_output_folder(cache)
         refuse_overlap(cache, [a for a in inputs if a.real.is_dir()])
 
@@ -360,7 +338,9 @@ def _paths_predict(args: argparse.Namespace) -> None:
 
 
 def _paths_demo(args: argparse.Namespace) -> None:
-    require_output_folder(PathArg("--out", args.out))
+    from mlx_distill.build import cli as build_cli
+
+    build_cli.check_paths(_demo_args(args))
 
 
 def _paths_none(args: argparse.Namespace) -> None:
@@ -393,22 +373,27 @@ class _InterruptGuard:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every command. Flags of the stage settings are generated from the typed configs (field
+    metadata: default, help, flag); ``export``'s come from ``ExportConfig`` on the torch side, so
+    they are added only when ``argv`` is an ``export`` command (no other command pays for torch)."""
+    from mlx_distill.build.config import StudentSettings
+    from mlx_distill.build.settings import add_flags
+    from mlx_distill.train.distill import DistillConfig
+    from mlx_distill.train.teacher import TeacherConfig
+
     parser = argparse.ArgumentParser(prog="python -m mlx_distill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    from mlx_distill.build import cli as build_cli
+
+    build_cli.add_parser(sub)
 
     export = sub.add_parser("export", help="Core ML inference + updatable models and manifest from a classifier folder")
     export.add_argument("student_dir", type=Path, help="Hugging Face-format classifier folder (e.g. from `distill`)")
     export.add_argument("--out", type=Path, required=True, help="output folder")
-    export.add_argument("--max-length", type=int, default=128, help="fixed input length of the Core ML models")
-    export.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
-                        help="compute precision (fp16 is checked first and falls back to fp32 when unsafe)")
-    export.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="on-device update optimizer")
-    export.add_argument("--learning-rate", type=float, default=0.01, help="on-device update learning rate")
-    export.add_argument("--update-batch-size", type=int, default=8, help="on-device update mini-batch size")
-    export.add_argument("--update-epochs", type=int, default=10, help="on-device update epochs")
-    export.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
-    export.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
+    if argv and argv[0] == "export":
+        _export_flags(export)
     export.set_defaults(run=_cmd_export, check_paths=_paths_export)
 
     check = sub.add_parser("check", help="check an export folder without a Mac (writes check.json)")
@@ -417,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the JSON report instead of the summary")
     check.set_defaults(run=_cmd_check, check_paths=_paths_check)
 
-    demo = sub.add_parser("demo", help="teacher -> distil -> export -> check -> predict on the bundled to-do notes")
+    demo = sub.add_parser("demo", help="the build of mlx_distill/demo/build.toml: teacher -> distil -> export -> "
+                                       "check -> report on the bundled to-do notes")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     demo.add_argument("--restart", action="store_true", help="retrain every stage instead of reusing finished ones")
     demo.set_defaults(run=_cmd_demo, check_paths=_paths_demo)
@@ -437,42 +423,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     teacher = sub.add_parser("teacher", help="fine-tune a BERT-family model into a classifier for your labels")
     teacher.add_argument("--model", required=True, help="teacher folder or Hugging Face repo id (BERT family)")
-    teacher.add_argument("--freeze-encoder", action="store_true", help="train only the classification head")
-    _add_training_args(teacher, epochs=4, lr=5e-5)
+    teacher_defaults = TeacherConfig()
+    add_flags(teacher, TeacherConfig, teacher_defaults)
+    _add_training_args(teacher, teacher_defaults.train)
     teacher.set_defaults(run=_cmd_teacher, check_paths=_paths_training)
-
-    from mlx_distill.train.student_init import STUDENT_PRESETS
 
     distill = sub.add_parser("distill", help="distil a teacher classifier into a MobileBERT student")
     distill.add_argument("--teacher", required=True, help="teacher classifier folder (e.g. from `teacher`)")
-    distill.add_argument("--student", type=Path, help="pre-trained MobileBERT folder to start from")
-    distill.add_argument("--init", choices=["teacher", "random", "pretrained"],
-                         help="student start: pretrained (--student), teacher (embeddings from the teacher, default "
-                              "without --student) or random")
-    distill.add_argument("--student-preset", choices=sorted(STUDENT_PRESETS), default="mobilebert-4l")
-    distill.add_argument("--student-config", help="MobileBERT config.json for the student (overrides the preset)")
-    distill.add_argument("--temperature", type=float, default=2.0)
-    distill.add_argument("--kd-weight", type=float, default=1.0, help="soft-logit KD weight")
-    distill.add_argument("--ce-weight", type=float, default=0.5, help="hard-label cross-entropy weight")
-    distill.add_argument("--hidden-weight", type=float, default=1.0, help="hidden-state MSE weight (0 = off)")
-    distill.add_argument("--attention-weight", type=float, default=1.0, help="attention KL weight (0 = off)")
-    distill.add_argument("--embedding-weight", type=float, default=0.0, help="embedding-output MSE weight")
-    distill.add_argument("--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
-    distill.add_argument("--cache-dir", type=Path, help="teacher cache folder (default OUT/training/teacher_cache)")
+    add_flags(distill, StudentSettings, StudentSettings())
+    distill_defaults = DistillConfig()
+    add_flags(distill, DistillConfig, distill_defaults)
     distill.add_argument("--unlabeled", type=Path, action="append", metavar="FILE",
                          help="unlabelled texts the teacher soft-labels (transfer set; .txt one per line, .jsonl or "
                               ".csv with a text field); repeatable")
     distill.add_argument("--synthetic", type=Path, action="append", metavar="FILE",
                          help="extra labelled rows (e.g. `augment` output kept by `clean`): trained on, never held out "
                               "for evaluation; repeatable")
-    distill.add_argument("--labelled-repeats", type=int, default=1,
-                         help="times each labelled row is seen per epoch for each transfer row")
-    _add_training_args(distill, epochs=10, lr=3e-4)
+    _add_training_args(distill, distill_defaults.train)
     distill.set_defaults(run=_cmd_distill, check_paths=_paths_training)
 
     from mlx_distill import clean as clean_stage  # imports neither mlx nor torch until it runs
 
     clean_stage.add_parser(sub)
+
+    from mlx_distill.augment.cli import add_parser as add_augment_parser
+    from mlx_distill.augment.config import config_from_args as augment_config
+
+    add_augment_parser(sub)
+    sub.choices["augment"].set_defaults(check_paths=lambda args: augment_config(args).validate())
     return parser
 
 
@@ -490,8 +468,9 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
     from mlx_distill.fileio import DiskFullError
 
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv or ["demo"])  # no arguments: the bundled demo (DESIGN.md)
+        argv = argv or ["demo"]  # no arguments: the bundled demo (DESIGN.md)
+        parser = build_parser(argv)
+        args, extra = parser.parse_known_args(argv)
         if extra:
             # argparse stops filling `predict`'s texts at the first option; texts after options are still texts.
             if args.command == "predict" and not any(e.startswith("-") for e in extra):

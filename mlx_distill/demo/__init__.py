@@ -15,6 +15,8 @@ TRAIN_FILE = DATA_DIR / "train.jsonl"
 TEST_FILE = DATA_DIR / "test.jsonl"
 #: 2,000 unlabelled notes of the same four kinds: the transfer set the teacher soft-labels.
 UNLABELED_FILE = DATA_DIR / "unlabeled.txt"
+#: The demo as a build file: ``python -m mlx_distill`` is ``python -m mlx_distill build`` of this file.
+BUILD_FILE = Path(__file__).parent / "build.toml"
 SAMPLE_NOTES = [
     "Renew the car insurance and compare two quotes",
     "Grab batteries and dish soap on the way home",

@@ -28,6 +28,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from mlx_distill.build.settings import setting, settings_of
 from mlx_distill.fileio import atomic_write, disk_full_guard, fsync_path
 from mlx_distill.train.batching import BatchOrder
 
@@ -41,22 +42,27 @@ _DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16
 
 @dataclass
 class TrainConfig:
-    epochs: float = 3.0
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    decay: str = "linear"  # "linear" | "cosine" | "constant"
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    grad_accum_steps: int = 1
-    eval_every: int = 0  # optimizer steps between evaluations; 0 = once per epoch
-    early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
-    checkpoint_every: int = 50  # optimizer steps; 0 = only at the end
-    best_metric: str = "accuracy"  # higher is better
-    seed: int = 0
-    compute_dtype: str = "float32"  # "float32" | "bfloat16" | "float16": forward/backward precision
-    compile: bool = True
-    log_every: int = 10
+    """The training loop's settings. Help text and flag live on each field (``setting``): the CLI
+    flags, the ``build`` file schema and the README's reference are generated from them."""
+
+    epochs: float = setting(3.0, "passes over the training rows (fractions allowed)")
+    batch_size: int = setting(16, "rows per micro-batch")
+    learning_rate: float = setting(5e-5, "peak learning rate (AdamW)", flag="--lr")
+    weight_decay: float = setting(0.01, "AdamW weight decay (never on biases and norm scales)")
+    warmup_ratio: float = setting(0.1, "warm-up fraction of the steps", flag="--warmup")
+    decay: str = setting("linear", "learning-rate decay after warm-up", choices=("linear", "cosine", "constant"))
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0 disables clipping)")
+    grad_accum_steps: int = setting(1, "micro-batches per optimizer step", flag="--grad-accum")
+    eval_every: int = setting(0, "optimizer steps between evaluations (0 = once per epoch)")
+    early_stopping_patience: int = setting(0, "stop after N evaluations without gain (0 = off)", flag="--patience")
+    checkpoint_every: int = setting(50, "optimizer steps between resumable checkpoints (0 = only at the end)")
+    best_metric: str = setting("accuracy", "evaluation metric that picks the best checkpoint, higher is better "
+                                           "(accuracy, macro_f1, teacher_agreement)")
+    seed: int = setting(0, "seed of the data order, dropout and the held-out split")
+    compute_dtype: str = setting("float32", "forward/backward precision (the optimizer keeps fp32 weights)",
+                                 choices=("float32", "bfloat16", "float16"))
+    compile: bool = setting(True, "compile the training step with mx.compile")
+    log_every: int = setting(10, "optimizer steps between metrics.jsonl records")
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train before any work: a zero or negative learning rate
@@ -82,11 +88,7 @@ class TrainConfig:
 
 
 #: The command-line flag of each setting, so a refused value names what the user typed.
-_FLAGS = {
-    "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "warmup_ratio": "--warmup",
-    "decay": "--decay", "grad_accum_steps": "--grad-accum", "eval_every": "--eval-every",
-    "early_stopping_patience": "--patience", "checkpoint_every": "--checkpoint-every",
-}
+_FLAGS = {s.name: s.flag for s in settings_of(TrainConfig)}
 
 
 class TrainingDiverged(ValueError):
@@ -133,20 +135,32 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int) -> Callable[[m
 
 
 class _Progress:
-    """One status line on stderr: step, loss, tokens/s and peak memory."""
+    """A tqdm bar with an ETA on a terminal (step, loss, tokens/s, peak memory in its postfix); one
+    plain line per log record otherwise, so a captured log stays readable."""
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str, start: int = 0):
         self.total, self.label = total, label
         self.tty = sys.stderr.isatty()
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, desc=label, unit="step", file=sys.stderr, dynamic_ncols=True,
+                            leave=True)
 
     def show(self, step: int, loss: float, tokens_per_s: float) -> None:
         peak = mx.get_peak_memory() / 2**30
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str(f"loss {loss:.4f}  {tokens_per_s:,.0f} tok/s  peak {peak:.2f} GB", refresh=True)
+            return
         line = f"{self.label} step {step}/{self.total}  loss {loss:.4f}  {tokens_per_s:,.0f} tok/s  peak {peak:.2f} GB"
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
 
     def done(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class Trainer:
@@ -386,7 +400,7 @@ class Trainer:
             self.clear()  # a fresh start (or a crash before the first checkpoint) leaves nothing behind
         compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
-        progress = _Progress(self.total_steps, self.label)
+        progress = _Progress(self.total_steps, self.label, self.step)
         self.module.train()
         mx.reset_peak_memory()
         tokens, start, window_tokens, window_start = 0, time.perf_counter(), 0, time.perf_counter()
