@@ -184,21 +184,12 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     _quiet_coremltools()
     from export.pipeline import ExportConfig
 
+    from mlx_distill.build.config import EXPORT_HELP
     from mlx_distill.build.settings import add_flags
 
     unflagged = tuple(f.name for f in dataclasses.fields(ExportConfig) if "flag" not in f.metadata)
-    add_flags(parser, ExportConfig, ExportConfig(), skip=unflagged, helps=_EXPORT_HELP)
+    add_flags(parser, ExportConfig, ExportConfig(), skip=unflagged, helps=EXPORT_HELP)
     parser.add_argument("--no-pipeline", action="store_true", help="skip the single-file updatable pipeline")
-
-
-#: Help for ExportConfig's flags until export/pipeline.py carries help text in its field metadata
-#: (add_flags prefers the metadata's help when it is there).
-_EXPORT_HELP = {
-    "max_length": "fixed input length of the Core ML models",
-    "precision": "compute precision (fp16 is checked first and falls back to fp32 when unsafe)",
-    "optimizer": "on-device update optimizer", "learning_rate": "on-device update learning rate",
-    "batch_size": "on-device update mini-batch size", "epochs": "on-device update epochs", "momentum": "SGD momentum",
-}
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

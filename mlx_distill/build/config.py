@@ -82,6 +82,23 @@ class ReportSettings:
     texts: list[str] = setting(help="texts the student classifies at the end of the report", default_factory=list)
 
 
+#: Help for ExportConfig's fields until export/pipeline.py carries help text in its field metadata
+#: (the generated flags and the reference prefer the metadata's help when it is there).
+EXPORT_HELP = {
+    "max_length": "fixed input length of the Core ML models",
+    "precision": "compute precision (fp16 is checked first and falls back to fp32 when unsafe)",
+    "optimizer": "on-device update optimizer", "learning_rate": "on-device update learning rate",
+    "learning_rate_range": "the range the app may set the on-device learning rate in",
+    "batch_size": "on-device update mini-batch size", "epochs": "on-device update epochs", "momentum": "SGD momentum",
+    "build_classifier": "write Classifier.mlpackage", "build_encoder": "write Encoder.mlpackage",
+    "build_updatable_head": "write UpdatableHead.mlmodel",
+    "build_updatable_pipeline": "write the single-file UpdatablePipeline.mlmodel",
+    "fp16_check": "check fp16 on sample inputs before using it", "fp16_check_samples": "sample texts of the fp16 check",
+    "fp16_prob_tolerance": "largest probability drift fp16 may cause", "version": "model version in the metadata",
+    "author": "author in the model metadata", "license": "license in the model metadata",
+    "description": "description in the model metadata",
+}
+
 #: Settings the build owns itself (file locations inside the run folder, --restart).
 _AUGMENT_OWNED = ("train", "out", "eval", "test", "restart", "rejects", "progress")
 _CLEAN_OWNED = ("teacher", "input", "out", "dropped", "summary")
@@ -167,8 +184,15 @@ def load_build_config(path: str | Path) -> BuildConfig:
         try:
             return cls(**values)
         except (ValueError, TypeError) as exc:
-            key = next((k for k in values if k in str(exc) or k.replace("_", "-") in str(exc)), None)
-            raise fail((*key_path, key) if key else key_path, str(exc)) from None
+            # The stage's own check names the flag (``--lr must be ...``): say it with the key instead.
+            message = str(exc)
+            for s in settings_of(cls):
+                if s.name in values and (message.startswith((s.flag + " ", s.name + " ", f"{cls.__name__}.{s.name} "))
+                                         or s.flag in message.split()[:1]):
+                    problem = message.split(" ", 1)[1] if " " in message else message
+                    raise fail((*key_path, s.name), problem) from None
+            key = next((k for k in values if k in message), None)
+            raise fail((*key_path, key) if key else key_path, message) from None
 
     def file(key: str, value: str, expected: str, folder: bool = False) -> str:
         resolved = (base / value).expanduser() if value else None

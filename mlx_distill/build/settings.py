@@ -150,6 +150,8 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -157,6 +159,8 @@ def given_values(args: argparse.Namespace, cls: type, dest_prefix: str = "") -> 
     """The fields of ``cls`` the user gave on the command line (flags left at ``None`` are absent)."""
     out = {}
     for s in settings_of(cls):
+        if s.nested is not None or not s.cli:
+            continue  # a nested config has no flag of its own (``--train`` is the data file)
         value = getattr(args, dest_prefix + s.name, None)
         if value is not None:
             out[s.name] = value
@@ -251,7 +255,8 @@ def values_from_table(table: dict[str, Any], classes: list[type], path: tuple[st
     return values, nested
 
 
-def reference_rows(cls: type, defaults: Any, skip: tuple[str, ...] = ()) -> list[tuple[str, str, str, str]]:
+def reference_rows(cls: type, defaults: Any, skip: tuple[str, ...] = (),
+                   helps: dict[str, str] | None = None) -> list[tuple[str, str, str, str]]:
     """(key, type, default, help) for each field: the README's config reference is made of these."""
     rows = []
     for s in settings_of(cls):
@@ -261,5 +266,5 @@ def reference_rows(cls: type, defaults: Any, skip: tuple[str, ...] = ()) -> list
         shown = "required" if value is dataclasses.MISSING else "" if value in (None, "", []) else _show(value)
         if isinstance(value, bool):
             shown = str(value).lower()
-        rows.append((s.name, s.type_name(), shown, s.help))
+        rows.append((s.name, s.type_name(), shown, s.help or (helps or {}).get(s.name, "")))
     return rows

@@ -241,7 +241,7 @@ def _export_run(ctx: Context, resume: bool) -> dict:
     manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
     files = sorted(str(p.relative_to(ctx.run_dir)) for p in ctx.folder("export").iterdir())
     return {"files": files, "decisions": list(result.decisions), "skipped": dict(result.skipped),
-            "precision_used": result.precision_used, "update": manifest.get("update"),
+            "precision_used": result.precision_used, "update": manifest.get("update_config"),
             "learning_rate_search": manifest.get("learning_rate_search")}
 
 
