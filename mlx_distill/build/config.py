@@ -222,6 +222,12 @@ def load_build_config(path: str | Path) -> BuildConfig:
         from mlx_distill.augment.config import AugmentConfig
 
         (augment,), _ = section("augment", [AugmentConfig], skip=_AUGMENT_OWNED)
+        try:  # the backend's own checks (llm or base_url given, the key's variable set ...), before any work
+            AugmentConfig(**augment, train=data.train, out=str(base / "synthetic.jsonl")).validate()
+        except ValueError as exc:
+            flag, _, problem = str(exc).partition(": ")
+            key = next((s.name for s in settings_of(AugmentConfig) if s.flag == flag), None)
+            raise fail(("augment", key) if key else ("augment",), problem if key else str(exc)) from None
 
     # [teacher]
     from mlx_distill.train.teacher import TeacherConfig

@@ -63,16 +63,21 @@ def loss_curves(teacher: list[dict], distill: list[dict], weights: dict[str, flo
 
 
 def eval_accuracy(teacher: list[dict], distill: list[dict], path: Path) -> Path:
-    """Accuracy on the evaluation split at each evaluation, teacher and student."""
+    """Accuracy on the evaluation split at each evaluation, teacher and student. The x axis is the
+    share of each stage's steps: the teacher takes tens of steps, the student hundreds."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
+    lowest = 1.0
     for name, records, color in (("teacher", teacher, "tab:blue"), ("student", distill, "tab:orange")):
         evals = [r for r in records if "eval" in r]
         if evals:
-            ax.plot([r["step"] for r in evals], [r["eval"]["accuracy"] for r in evals], marker="o", color=color,
-                    label=f"{name} (best {max(r['eval']['accuracy'] for r in evals):.3f})")
-    ax.set(title="evaluation accuracy over training", xlabel="optimizer step (of each stage)", ylabel="accuracy",
-           ylim=(0, 1.02))
+            last = max(r["step"] for r in records) or 1
+            accuracy = [r["eval"]["accuracy"] for r in evals]
+            lowest = min(lowest, *accuracy)
+            ax.plot([r["step"] / last for r in evals], accuracy, marker="o", color=color,
+                    label=f"{name} (best {max(accuracy):.3f}, {last} steps)")
+    ax.set(title="evaluation accuracy over training", xlabel="share of the stage's optimizer steps",
+           ylabel="accuracy", xlim=(0, 1.03), ylim=(max(0.0, lowest - 0.1), 1.01))
     ax.legend(loc="lower right")
     return _save(fig, path)
 
@@ -104,8 +109,8 @@ def recall_bars(teacher: dict[str, float], student: dict[str, float], split: str
     ax.bar(x - 0.2, [teacher.get(k, 0) for k in labels], 0.4, label="teacher", color="tab:blue")
     ax.bar(x + 0.2, [student.get(k, 0) for k in labels], 0.4, label="student", color="tab:orange")
     ax.set_xticks(x, labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
-    ax.set(title=f"per-class recall on the {split} split", ylabel="recall", ylim=(0, 1.1))
-    ax.legend(loc="lower right")
+    ax.set(title=f"per-class recall on the {split} split", ylabel="recall", ylim=(0, 1.22))
+    ax.legend(loc="upper center", ncol=2)
     return _save(fig, path)
 
 

@@ -188,3 +188,29 @@ def test_build_killed_during_distillation_resumes(built, tmp_path):
     assert actions["data"] == actions["teacher"] == "reused" and actions["distill"] == "ran"
     resumed, whole = (json.loads((r / "report.json").read_text())["student"] for r in (copy, run))
     assert resumed["test_accuracy"] == whole["test_accuracy"] and resumed["eval"] == whole["eval"]
+
+
+def test_augment_and_clean_stages_feed_the_student(built, tmp_path):
+    """[augment] against a real OpenAI-compatible server on 127.0.0.1, [clean] with the build's
+    teacher: the rows the teacher keeps reach distillation, and the report counts them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "augment"))
+    from chat_server import ChatServer
+
+    folder, run, _ = built
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    with ChatServer() as server:
+        text = BUILD.replace("TEMPERATURE", "2.0") + (
+            f'\n[augment]\nbackend = "openai"\nbase_url = "{server.base_url}"\nmodel = "test-model"\nper_label = 3\n'
+            '\n[clean]\nmin_confidence = 0.5\n')
+        (folder / "augmented.toml").write_text(text, encoding="utf-8")
+        done = _build(folder, copy, "augmented.toml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _actions(copy) == {"data": "reused", "augment": "ran", "teacher": "reused", "clean": "ran",
+                              "distill": "ran", "export": "ran", "check": "ran", "report": "ran"}
+    report = json.loads((copy / "report.json").read_text())
+    kept = (copy / "clean" / "kept.jsonl").read_text().splitlines()
+    assert report["clean"]["rows"] == 12 and report["clean"]["kept"] == len(kept)
+    assert report["data"]["synthetic_kept"] + report["data"]["synthetic_dropped"] == 12
+    assert report["student"]["synthetic"]["given"] == len(kept)
+    assert len((copy / "augment" / "synthetic.jsonl").read_text().splitlines()) == 12
