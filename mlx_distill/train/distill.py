@@ -19,6 +19,7 @@ from mlx.utils import tree_flatten
 
 from mlx_distill.build.settings import setting
 from mlx_distill.data import Example, dedupe, drop_overlaps
+from mlx_distill.distributed import world
 from mlx_distill.fileio import atomic_write_json
 from mlx_distill.models import check_inputs_fit, load_classifier, save_pretrained
 from mlx_distill.runtime import runtime_info
@@ -29,7 +30,7 @@ from mlx_distill.train.evaluation import evaluate_classifier, predict_logits, re
 from mlx_distill.train.metrics import classification_metrics
 from mlx_distill.train.student_init import StudentSpec, init_student
 from mlx_distill.train.teacher_cache import CacheSpec, TeacherCache
-from mlx_distill.train.trainer import TrainConfig, Trainer
+from mlx_distill.train.trainer import TrainConfig, Trainer, weighted_sum
 
 
 def parse_layer_map(text: str) -> dict[int, int]:
@@ -125,10 +126,20 @@ def make_objective(config: DistillConfig, layer_map: dict[int, int], teacher_hea
             parts["attention"] = sum(terms) / len(terms)
         weights = {"kd": config.kd_weight, "ce": config.ce_weight, "hidden": config.hidden_weight,
                    "attention": config.attention_weight, "embedding": config.embedding_weight}
-        loss = sum(weights[name] * value for name, value in parts.items())
+        loss = weighted_sum(parts, weights, batch)
         return loss, parts
 
     return objective, hidden_pairs, attention_pairs
+
+
+def part_counts(batch: dict[str, mx.array]) -> dict[str, mx.array]:
+    """What each loss part is a mean over (rows for KD, labelled rows for CE, real tokens for the
+    hidden-state, attention and embedding terms), so the trainer can combine micro-batches and
+    ranks into exactly the global batch's means (``weighted_sum``)."""
+    mask = batch["attention_mask"]
+    tokens = mask.sum()
+    return {"kd": mx.array(mask.shape[0]), "ce": (batch["labels"] >= 0).sum(), "hidden": tokens,
+            "attention": tokens, "embedding": tokens}
 
 
 def distill(
@@ -208,11 +219,14 @@ def distill(
                      "transfer": transfer_set.digest() if transfer_set is not None else None,
                      "student": model.config.to_dict(), "student_init": asdict(student),
                      "distill": {k: v for k, v in asdict(config).items() if k not in ("train", "cache_dir")}},
+        part_counts=part_counts,
     )
     result = trainer.fit(resume=resume)
     trainer.restore_best()
     model.eval()
-    save_pretrained(model, out_dir, tokenizer_dir=teacher_path)
+    is_root = world().is_root  # data-parallel runs: every rank holds the same student, rank 0 writes it
+    if is_root:
+        save_pretrained(model, out_dir, tokenizer_dir=teacher_path)
     report = {
         "stage": "distill", "teacher": str(teacher_path), "labels": labels, "student": init_report,
         "student_parameters": sum(v.size for _, v in tree_flatten(model.parameters())),
@@ -221,9 +235,10 @@ def distill(
         "synthetic": synthetic_counts, "eval_examples": len(eval_set),
         "test_examples": len(splits.test) if splits.test else 0, "config": asdict(config),
         "training": asdict(result), **teacher_metrics, **report_metrics(model, splits, labels, teacher_logits),
-        "runtime": runtime_info(),
+        "runtime": runtime_info(), "processes": world().size,
     }
-    atomic_write_json(work / "report.json", report)
+    if is_root:
+        atomic_write_json(work / "report.json", report)
     return report
 
 

@@ -9,6 +9,7 @@ import mlx.core as mx
 
 from mlx_distill.build.settings import setting
 from mlx_distill.data import Example, label_set
+from mlx_distill.distributed import world
 from mlx_distill.fileio import atomic_write_json
 from mlx_distill.models import LoadedModel, check_inputs_fit, load_classifier, save_pretrained
 from mlx_distill.runtime import runtime_info
@@ -81,6 +82,8 @@ def fine_tune_teacher(
         report.update(fine_tuned=True, training=asdict(result))
     model.eval()
     report.update(report_metrics(model, splits, labels))
-    save_pretrained(model, out_dir, tokenizer_dir=loaded.path)
-    atomic_write_json(out_dir / "training" / "report.json", report)
+    report["processes"] = world().size
+    if world().is_root:  # data-parallel runs: every rank holds the same model, rank 0 writes it
+        save_pretrained(model, out_dir, tokenizer_dir=loaded.path)
+        atomic_write_json(out_dir / "training" / "report.json", report)
     return report

@@ -5,6 +5,10 @@ outputs for a fixed set of texts never change, so we compute them once, store th
 shards (logits in fp32; mapped hidden states / attention maps in fp16 unless that would overflow) keyed by a hash of
 (teacher weights, texts, max length, what is stored), and reuse them on the next run. While the
 student trains, the teacher need not be in memory at all.
+
+Data-parallel runs compute the cache data-parallel: each rank runs the teacher on its part of every
+shard, rank 0 gathers the parts and writes the shard, and every rank then reads the finished cache
+(so on several machines the cache folder must be shared, at the same path, between them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from mlx_distill.distributed import World, barrier, broadcast_json, world as current_world
 from mlx_distill.fileio import disk_full_guard, fsync_path
 from mlx_distill.models import LoadedModel
 from mlx_distill.models.checkpoint import INDEX_FILE, SINGLE_FILE
@@ -143,33 +148,61 @@ class TeacherCache:
         return out
 
     @classmethod
-    def build(cls, teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, root: Path) -> "TeacherCache":
+    def build(cls, teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, root: Path,
+              world: World | None = None) -> "TeacherCache":
         """Reuse ``root/<key>`` when it exists and is whole; otherwise run the teacher and write it
-        atomically (shards fsynced, then the manifest with each shard's size and sha256, last)."""
-        key = cache_key(teacher.path, dataset, spec)
-        folder = root / key
-        if (folder / "manifest.json").exists():
-            damage = _damage(folder, len(dataset))
-            if damage is None:
-                return cls._read(folder, key)
-            print(f"note: the teacher cache {folder} is damaged ({damage}); rebuilding it", file=sys.stderr)
-        tmp = root / f".{key}.tmp"
-        with disk_full_guard(root, "the teacher cache", cleanup=(tmp,)):
-            cls._write(teacher, dataset, spec, key, tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        return cls._read(folder, key, reused=False)
+        atomically (shards fsynced, then the manifest with each shard's size and sha256, last).
+        In a data-parallel run rank 0 decides and writes; all ranks compute and then read."""
+        world = world if world is not None else current_world()
+        decision = None
+        if world.is_root:
+            key = cache_key(teacher.path, dataset, spec)
+            folder = root / key
+            reuse = False
+            if (folder / "manifest.json").exists():
+                damage = _damage(folder, len(dataset))
+                reuse = damage is None
+                if not reuse:
+                    print(f"note: the teacher cache {folder} is damaged ({damage}); rebuilding it", file=sys.stderr)
+            decision = {"key": key, "reuse": reuse}
+        decision = broadcast_json(decision, world)
+        key, folder = decision["key"], root / decision["key"]
+        if not decision["reuse"]:
+            tmp = root / f".{key}.tmp"
+            with disk_full_guard(root, "the teacher cache", cleanup=(tmp,) if world.is_root else ()):
+                cls._write(teacher, dataset, spec, key, tmp, world)
+            if world.is_root:
+                shutil.rmtree(folder, ignore_errors=True)
+                tmp.rename(folder)
+        barrier(world)  # rank 0 has written (or checked) the cache the others are about to read
+        if not (folder / "manifest.json").exists():
+            raise ValueError(
+                f"{folder}: rank {world.rank} cannot see the teacher cache rank 0 wrote; on several machines the "
+                "output folder (or --cache-dir) must be one shared folder mounted at the same path on each"
+            )
+        return cls._read(folder, key, reused=decision["reuse"])
 
     @staticmethod
-    def _write(teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, key: str, tmp: Path) -> None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    def _write(teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, key: str, tmp: Path,
+               world: World | None = None) -> None:
+        world = world if world is not None else World()
+        if world.is_root:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
         need_hidden, need_attention = bool(spec.hidden_layers), bool(spec.attention_layers)
         shards = []
         for shard_no, start in enumerate(range(0, len(dataset), SHARD_ROWS)):
-            rows = np.arange(start, min(start + SHARD_ROWS, len(dataset)))
+            all_rows = np.arange(start, min(start + SHARD_ROWS, len(dataset)))
+            # This rank's part: whole batches of the one-process run, so each row is computed in
+            # exactly the batch (and at the length) it would be alone. A rank left without a batch
+            # (a tiny shard) runs one row so its gathered arrays have the right shapes; it is dropped.
+            batches = _rank_batches(len(all_rows), spec.batch_size, world)[world.rank]
+            part_rows = sum(len(b) for b in batches)
+            if not batches:
+                batches = [np.arange(1)]
+            rows = all_rows
             tensors: dict[str, list[mx.array]] = {}
-            for batch_rows in sequential_batches(len(rows), spec.batch_size):
+            for batch_rows in batches:
                 index = rows[batch_rows]
                 ids, mask, length = dataset.batch_arrays(index)
                 out = teacher.model(mx.array(ids), mx.array(mask), output_hidden_states=need_hidden,
@@ -190,10 +223,17 @@ class TeacherCache:
                     tensors.setdefault(f"attention.{layer}", []).append(
                         mx.pad(maps.astype(mx.float16), [(0, 0), (0, 0), (0, pad), (0, pad)]))
                 mx.eval(tensors)
+            merged = {k: mx.concatenate(v) for k, v in tensors.items()}
+            if world.distributed:
+                merged = _gather(merged, part_rows, len(all_rows), spec.batch_size, world)
+            if not world.is_root:
+                continue
             name = f"shard-{shard_no:05d}.safetensors"
-            mx.save_safetensors(str(tmp / name), {k: _compact(k, mx.concatenate(v)) for k, v in tensors.items()})
+            mx.save_safetensors(str(tmp / name), {k: _compact(k, v) for k, v in merged.items()})
             fsync_path(tmp / name)
             shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)})
+        if not world.is_root:
+            return
         manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec),
                     "shards": shards}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -210,6 +250,29 @@ class TeacherCache:
         hidden = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("hidden.")}
         attention = {int(k.split(".")[1]): ShardedRows(v) for k, v in parts.items() if k.startswith("attention.")}
         return cls(key, logits, hidden, attention, reused=reused)
+
+
+def _rank_batches(rows: int, batch_size: int, world: World) -> list[list[np.ndarray]]:
+    """The one-process run's batches of a shard, split into contiguous runs, one per rank."""
+    batches = list(sequential_batches(rows, batch_size))
+    return [[batches[i] for i in part] for part in np.array_split(np.arange(len(batches)), world.size)]
+
+
+def _gather(tensors: dict[str, mx.array], part_rows: int, shard_rows: int, batch_size: int,
+            world: World) -> dict[str, mx.array]:
+    """Every rank's part of a shard, in rank order (what one process would have computed). The
+    parts are padded to one length for ``all_gather``, which needs equal shapes."""
+    parts = [sum(len(b) for b in part) for part in _rank_batches(shard_rows, batch_size, world)]
+    assert parts[world.rank] == part_rows
+    longest = max(parts)
+    out = {}
+    for name, values in tensors.items():
+        values = values[:part_rows]
+        padded = mx.pad(values, [(0, longest - values.shape[0])] + [(0, 0)] * (values.ndim - 1))
+        gathered = mx.distributed.all_gather(padded, group=world.group)
+        out[name] = mx.concatenate([gathered[r * longest: r * longest + n] for r, n in enumerate(parts)])
+    mx.eval(out)
+    return out
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,12 @@ randomness is derived from the step, see ``_seed_rng``).
 
 What is being trained is just an ``nn.Module`` and an *objective* ``(module, batch) -> (loss,
 parts)``; the stages (teacher, distill) supply those, so the loop exists once.
+
+Data-parallel (``mx.distributed``, see ``mlx_distill.distributed``): every rank draws the same
+global batch from the same seeded order and trains on its own contiguous shard of it; gradients are
+weighted so their mean over ranks (``mlx.nn.average_gradients``) is the gradient of the whole
+global batch, losses and token counts are all-reduced, every rank starts from rank 0's weights and
+optimizer state, and only rank 0 evaluates and writes (checkpoints, best weights, the log).
 """
 
 from __future__ import annotations
@@ -29,12 +35,29 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from mlx_distill.build.settings import setting, settings_of
+from mlx_distill.distributed import World, all_sum, average_gradients, broadcast_arrays, broadcast_json, shard
+from mlx_distill.distributed import world as current_world
 from mlx_distill.fileio import atomic_write, disk_full_guard, fsync_path
 from mlx_distill.train.batching import BatchOrder
 
 Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
 MakeBatch = Callable[[np.ndarray], dict[str, mx.array]]
 Evaluate = Callable[[], dict[str, object]]
+#: ``batch -> {loss part: how many items that part is a mean over in this batch}`` (rows for KD,
+#: labelled rows for CE, real tokens for the hidden-state and attention terms).
+PartCounts = Callable[[dict[str, mx.array]], dict[str, mx.array]]
+
+#: Batch keys through which the trainer hands an objective each part's share of the step.
+SCALE_PREFIX = "scale."
+
+
+def weighted_sum(parts: dict[str, mx.array], weights: dict[str, float], batch: dict[str, mx.array]) -> mx.array:
+    """``sum(weight * part * batch["scale.<part>"])``: how an objective with ``part_counts`` combines
+    its parts. The scale is this batch's share of the whole step's count of that part (times the
+    number of ranks), so summing over micro-batches and averaging over ranks gives each part's mean
+    over the global batch exactly, not a mean of means weighted by rows (which differs for
+    token-averaged terms and for CE when only some rows are labelled)."""
+    return sum(weights[name] * value * batch.get(SCALE_PREFIX + name, 1.0) for name, value in parts.items())
 
 
 _DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -177,10 +200,18 @@ class Trainer:
         evaluate: Evaluate | None = None,
         label: str = "train",
         fingerprint: dict[str, object] | None = None,
+        part_counts: PartCounts | None = None,
+        world: World | None = None,
     ):
         """``fingerprint`` identifies what is being trained beyond ``config`` (data, labels, teacher,
-        architecture, loss settings); a checkpoint made for a different fingerprint is refused."""
+        architecture, loss settings); a checkpoint made for a different fingerprint is refused.
+
+        ``part_counts`` makes micro-batches and ranks combine exactly (see :func:`weighted_sum`,
+        which the objective must then use); without it each batch is weighted by its rows, which
+        is exact for losses that are means over rows. ``world`` defaults to the launched run's."""
         self.module, self.objective, self.make_batch = module, objective, make_batch
+        self.part_counts = part_counts
+        self.world = world if world is not None else current_world()
         self.config, self.evaluate, self.label = config, evaluate, label
         self.fingerprint = json.loads(json.dumps(fingerprint or {}, sort_keys=True, default=str))
         self.run_dir = Path(run_dir)
@@ -210,7 +241,10 @@ class Trainer:
         return self.run_dir / "best.safetensors"
 
     def save_checkpoint(self) -> None:
-        """Write the full training state into a fresh folder, then swap it in with renames."""
+        """Write the full training state into a fresh folder, then swap it in with renames (rank 0
+        only: every rank holds the same state)."""
+        if not self.world.is_root:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.run_dir / f".checkpoint-{self.step}.tmp"
         with disk_full_guard(self.run_dir, f"the step-{self.step} checkpoint", cleanup=(tmp,)):
@@ -230,6 +264,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "config": asdict(self.config),
             "fingerprint": self.fingerprint,
+            "processes": self.world.size,
         }
         (tmp / "trainer.json").write_text(json.dumps(state, indent=2))
         for name in ("model.safetensors", "optimizer.safetensors", "trainer.json"):
@@ -251,6 +286,15 @@ class Trainer:
             else:
                 return False
         state = json.loads((folder / "trainer.json").read_text())
+        made_by = state.get("processes", 1)
+        if made_by != self.world.size:
+            # The shards, and so the float rounding of every step, depend on the process count: a
+            # resumed run would no longer end where an uninterrupted one does.
+            raise ValueError(
+                f"{folder}: this checkpoint was made by a run with {made_by} process(es), this run has "
+                f"{self.world.size}; rerun with {'--processes ' + str(made_by) if made_by > 1 else 'one process'} "
+                "(or the same --hostfile) to resume, or pass --restart (or a new output folder) to start over"
+            )
         changed = _changed_keys(state["config"], asdict(self.config), ignore=("log_every", "compile"))
         changed += [f"fingerprint.{k}" for k in _changed_keys(state.get("fingerprint", {}), self.fingerprint)]
         if changed:
@@ -271,6 +315,8 @@ class Trainer:
 
     def clear(self) -> None:
         """Forget every trace of an earlier run in ``run_dir`` (checkpoints, best weights, log)."""
+        if not self.world.is_root:
+            return
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         for leftover in self.run_dir.glob(".checkpoint-*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -287,6 +333,8 @@ class Trainer:
         return self.run_dir / "metrics.jsonl"
 
     def _log(self, record: dict[str, object]) -> None:
+        if not self.world.is_root:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -352,9 +400,17 @@ class Trainer:
         )
 
     def _evaluate(self) -> bool:
-        """Run the evaluation; keep the best weights; return whether to stop early."""
+        """Run the evaluation; keep the best weights; return whether to stop early. Only rank 0
+        evaluates (every rank holds the same weights); its decision is sent to the others, so all
+        ranks stop at the same step."""
         if self.evaluate is None:
             return False
+        if not self.world.is_root:
+            return bool(broadcast_json(None, self.world))
+        stop = self._evaluate_here()
+        return bool(broadcast_json(stop, self.world))
+
+    def _evaluate_here(self) -> bool:
         self.module.eval()
         metrics = self.evaluate()
         self.module.train()
@@ -389,50 +445,142 @@ class Trainer:
             f"{self.config.learning_rate:g} (e.g. --lr {self.config.learning_rate / 10:g}) and --restart"
         )
 
+    def _start(self, resume: bool) -> None:
+        """Resume (or clear) on rank 0, then give every rank rank 0's state. A refusal on rank 0
+        (a checkpoint for another run) is raised on every rank, so none waits for the others."""
+        message = state = None
+        if self.world.is_root:
+            try:
+                if resume and self.resume():
+                    done = "finished" if self.step >= self.total_steps or self.stopped_early else "resuming"
+                    print(f"{self.label}: {done} from the checkpoint at step {self.step} of {self.total_steps} "
+                          f"({self.checkpoint_dir})", file=sys.stderr)
+                else:
+                    self.clear()  # a fresh start (or a crash before the first checkpoint) leaves nothing behind
+            except ValueError as exc:
+                message = str(exc)
+        if not self.world.distributed:
+            if message:
+                raise ValueError(message)
+            return
+        if self.world.is_root:
+            state = {"error": message, "step": self.step, "order": self.order.state(), "best_step": self.best_step,
+                     "best_metrics": self.best_metrics, "evals_since_best": self.evals_since_best,
+                     "stopped_early": self.stopped_early}
+        state = broadcast_json(state, self.world)
+        if state["error"]:
+            raise ValueError(state["error"])
+        weights = broadcast_arrays(dict(tree_flatten(self.module.parameters())) if self.world.is_root else None,
+                                   self.world)
+        optimizer = broadcast_arrays(dict(tree_flatten(self.optimizer.state)) if self.world.is_root else None,
+                                     self.world)
+        if not self.world.is_root:
+            self.module.load_weights(list(weights.items()), strict=True)
+            self.optimizer.state = tree_unflatten(list(optimizer.items()))
+            self.step = state["step"]
+            self.order.restore(state["order"])
+            self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
+            self.evals_since_best, self.stopped_early = state["evals_since_best"], state["stopped_early"]
+
+    def _scales(self, batches: list[dict[str, mx.array] | None]) -> list[dict[str, mx.array]]:
+        """Per micro-batch, each loss part's share of the whole step (all micro-batches of all
+        ranks) times the number of ranks; put into each batch under ``scale.<part>``."""
+        local = [self.part_counts(b) if b is not None else None for b in batches]
+        names = sorted(next((c for c in local if c is not None), {}))
+        totals = sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in local if c is not None)
+        totals = all_sum(totals if not isinstance(totals, int) else mx.zeros(len(names)), self.world)
+        scales = []
+        for b, counts in zip(batches, local):
+            if b is None:
+                scales.append({})
+                continue
+            scale = {n: self.world.size * mx.array(counts[n], mx.float32) / mx.maximum(totals[i], 1e-12)
+                     for i, n in enumerate(names)}
+            b.update({SCALE_PREFIX + n: v for n, v in scale.items()})
+            scales.append(scale)
+        return scales
+
+    @staticmethod
+    def _slice(batch: dict[str, mx.array], world: World) -> dict[str, mx.array] | None:
+        """This rank's rows of a global batch (every entry has the rows on axis 0); None if none."""
+        sizes = [len(part) for part in np.array_split(np.arange(batch["attention_mask"].shape[0]), world.size)]
+        start = sum(sizes[: world.rank])
+        if sizes[world.rank] == 0:
+            return None
+        return {k: v[start: start + sizes[world.rank]] for k, v in batch.items()}
+
+    def _sharded_step(self, compute, apply):
+        """One optimizer step over ``grad_accum_steps`` global micro-batches, each split across the
+        ranks: (global loss, global parts, gradient norm, real tokens of the whole step)."""
+        micro_batches = [self.order.next_rows() for _ in range(self.config.grad_accum_steps)]
+        local_rows = [shard(rows, self.world) for rows in micro_batches]
+        # Each rank makes the whole global batch and keeps its slice, rather than making a batch of
+        # its own rows: a batch is cut to its longest row, and the cut can change a row's numbers
+        # (MobileBERT's trigram input sees the [PAD] embedding after a row's last token, or zeros
+        # when the row ends the batch), so a shard must keep the global batch's length.
+        batches = [self._slice(self.make_batch(rows), self.world) if self.world.distributed
+                   else self.make_batch(rows) for rows in micro_batches]
+        all_rows = sum(len(rows) for rows in micro_batches)
+        scales = self._scales(batches) if self.part_counts is not None else None
+        total, loss, parts, n_tokens = None, mx.array(0.0), {}, mx.array(0)
+        for micro, (rows, batch) in enumerate(zip(local_rows, batches)):
+            if batch is None:
+                continue  # a short last batch can leave a rank nothing; it still joins the all-reduce
+            self._seed_rng(micro)
+            micro_loss, micro_parts, grads = compute(batch)
+            if scales is not None:  # the objective applied each part's share itself (weighted_sum)
+                part_share = {k: scales[micro].get(k, 1.0) for k in micro_parts}
+            else:
+                # Each micro-batch's mean loss is weighted by its row count, so a short last batch
+                # counts for what it holds and the step equals one large batch.
+                share = self.world.size * len(rows) / all_rows
+                grads = tree_map(lambda g: g * share, grads)
+                micro_loss = micro_loss * share
+                part_share = {k: share for k in micro_parts}
+            total = grads if total is None else tree_map(mx.add, total, grads)
+            loss = loss + micro_loss
+            parts = {k: parts.get(k, 0.0) + v * part_share[k] for k, v in micro_parts.items()}
+            n_tokens += batch["attention_mask"].sum()
+        if total is None:
+            total = tree_map(mx.zeros_like, self.module.trainable_parameters())
+        if self.world.distributed:
+            total = average_gradients(total, self.world)
+            names = sorted(parts)
+            summed = all_sum(mx.stack([loss, *[mx.array(parts[k], mx.float32) for k in names],
+                                       n_tokens.astype(mx.float32)]), self.world)
+            loss = summed[0] / self.world.size
+            parts = {k: summed[1 + i] / self.world.size for i, k in enumerate(names)}
+            n_tokens = summed[-1].astype(mx.int32)
+        return loss, parts, apply(total), n_tokens
+
     def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
         """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
         final checkpoint — it exists so tests can reproduce a crash at a known point."""
-        if resume and self.resume():
-            state = "finished" if self.step >= self.total_steps or self.stopped_early else "resuming"
-            print(f"{self.label}: {state} from the checkpoint at step {self.step} of {self.total_steps} "
-                  f"({self.checkpoint_dir})", file=sys.stderr)
-        else:
-            self.clear()  # a fresh start (or a crash before the first checkpoint) leaves nothing behind
+        self._start(resume)
         compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
-        progress = _Progress(self.total_steps, self.label, self.step)
+        progress = _Progress(self.total_steps, self.label, self.step) if self.world.is_root else None
         self.module.train()
         mx.reset_peak_memory()
         tokens, start, window_tokens, window_start = 0, time.perf_counter(), 0, time.perf_counter()
         while self.step < self.total_steps and not self.stopped_early:
-            if accum == 1:
+            if accum == 1 and not self.world.distributed:
                 self._seed_rng(0)
                 batch = self.make_batch(self.order.next_rows())
+                if self.part_counts is not None:
+                    self._scales([batch])
                 loss, parts, norm = fused(batch)
                 n_tokens = batch["attention_mask"].sum()
             else:
-                # Each micro-batch's mean loss is weighted by its row count, so a short last batch
-                # counts for what it holds and the step equals one large batch.
-                total, loss, parts, n_tokens = None, mx.array(0.0), {}, mx.array(0)
-                micro_batches = [self.order.next_rows() for _ in range(accum)]
-                all_rows = sum(len(rows) for rows in micro_batches)
-                for micro, rows in enumerate(micro_batches):
-                    self._seed_rng(micro)
-                    batch = self.make_batch(rows)
-                    micro_loss, micro_parts, grads = compute(batch)
-                    share = len(rows) / all_rows
-                    grads = tree_map(lambda g: g * share, grads)
-                    total = grads if total is None else tree_map(mx.add, total, grads)
-                    loss = loss + micro_loss * share
-                    parts = {k: parts.get(k, 0.0) + v * share for k, v in micro_parts.items()}
-                    n_tokens += batch["attention_mask"].sum()
-                norm = apply(total)
+                loss, parts, norm, n_tokens = self._sharded_step(compute, apply)
             mx.eval(loss, parts, norm, n_tokens, self.module.parameters(), self.optimizer.state)
+            # Loss and norm are the same on every rank (all-reduced), so all ranks stop together.
             if not (math.isfinite(loss.item()) and math.isfinite(norm.item())):
-                progress.done()
+                if progress:
+                    progress.done()
                 raise self._diverged(loss.item(), norm.item())
             self.step += 1
-            n_tokens = int(n_tokens.item())  # real (non-padding) tokens: what tokens/s reports
+            n_tokens = int(n_tokens.item())  # real (non-padding) tokens of all ranks: what tokens/s reports
             tokens += n_tokens
             window_tokens += n_tokens
             if self.step % self.config.log_every == 0 or self.step == self.total_steps:
@@ -442,16 +590,21 @@ class Trainer:
                 record = {"step": self.step, "loss": loss.item(), "grad_norm": norm.item(),
                           "lr": self.optimizer.learning_rate.item(), "tokens_per_s": rate,
                           "epoch": self.order.epoch, **{k: v.item() for k, v in parts.items()}}
+                if self.world.distributed:
+                    record["processes"] = self.world.size
                 self._log(record)
-                progress.show(self.step, record["loss"], rate)
+                if progress:
+                    progress.show(self.step, record["loss"], rate)
             if self.step % self.eval_every == 0 or self.step == self.total_steps:
                 self.stopped_early = self._evaluate()
             if interrupt_at is not None and self.step >= interrupt_at:
-                progress.done()
+                if progress:
+                    progress.done()
                 raise KeyboardInterrupt(f"interrupted at step {self.step} (test hook)")
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
-        progress.done()
+        if progress:
+            progress.done()
         self.save_checkpoint()
         seconds = time.perf_counter() - start
         return TrainResult(
