@@ -32,7 +32,10 @@ class CheckConfig:
     ``sum_tolerance`` how far a probability vector may sum from 1; ``update_epochs`` overrides the
     model's own epoch count for the simulated update (None = the model's default);
     ``fp16_tolerance`` bounds the emulated-fp16 vs fp32 output drift (the export's own fp16 check
-    uses 0.05 on probabilities); ``only`` restricts the run to some checks (None = all).
+    uses 0.05 on probabilities); it also replaces ``tolerance`` (and ``sum_tolerance``) in parity and
+    extreme inputs for a file that computes in fp16 (an fp16 ML Program, or the head fed its pooled
+    embeddings): the bound the exporter chose fp16 by, so the shipped file's drift is reported and
+    held to it; ``only`` restricts the run to some checks (None = all).
     """
 
     texts: Optional[list[str]] = None

@@ -24,7 +24,6 @@ from export.check.runners import (
     Runner,
     ShellRunner,
 )
-from export.check.twins import TWIN_NOTE, cached, classifier_twin, encoder_twin, source_key
 
 FILE_ROLES = ("classifier", "encoder", "updatable_head", "updatable_pipeline")
 #: runner keys in the order parity uses them as baseline
@@ -164,25 +163,6 @@ class CheckContext:
 
         return self.memo("shell", load)
 
-    def twin(self, role: str, precision: str):
-        """NeuralNetwork twin spec of the classifier/encoder ML Program, with the given mask precision."""
-
-        def make():
-            try:
-                shell = self.shell()
-            except Unavailable as exc:
-                raise Unavailable(f"{self.file_name(role)} is an ML Program; off macOS it is checked through a "
-                                  f"NeuralNetwork twin built from the source model, and {exc}") from None
-            source = source_key(self.model_dir)
-            key = None if source is None else (role, source, self.max_length, precision, tuple(self.labels),
-                                               int(self.need_manifest()["embedding_size"]))
-            if role == "classifier":
-                return cached(key, lambda: classifier_twin(shell, self.labels, self.max_length, precision))
-            return cached(key, lambda: encoder_twin(shell, self.max_length, int(self.need_manifest()["embedding_size"]),
-                                                    precision))
-
-        return self.memo(f"twin:{role}:{precision}", make)
-
     def _coreml_model(self, role: str):
         import coremltools as ct
 
@@ -190,15 +170,26 @@ class CheckContext:
         return ct.models.MLModel(str(self.export_dir / self.file_name(role)), compute_units=ct.ComputeUnit.CPU_ONLY)
 
     def _predictor(self, role: str):
-        """(predictor, how it runs) for a role's file: Core ML on macOS, nnexec / twin elsewhere."""
-        from export.nnexec.pipelines import load_executor
-
+        """(predictor, how it runs) for a role's file: Core ML on macOS; elsewhere the shipped file
+        itself, an ML Program by ``export.mlprogram`` and a NeuralNetwork by ``export.nnexec``."""
         if self.coreml:
             return self._coreml_model(role), "Core ML runtime, cpuOnly"
         spec = self.spec(role)
         if spec.WhichOneof("Type") == "mlProgram":
-            return load_executor(self.twin(role, self.precision_used)), "NeuralNetwork twin, export.nnexec"
+            from export.mlprogram.interpreter import RUNTIME
+
+            program = self.program(role)
+            return program, f"{RUNTIME}, {'fp16' if program.computes_in_fp16() else 'fp32'} as stored"
+        from export.nnexec.pipelines import load_executor
+
         return load_executor(spec), "export.nnexec"
+
+    def program(self, role: str, precision: str = "stored"):
+        """The role's ML Program package loaded by the NumPy interpreter (unsupported op: an error)."""
+        from export.mlprogram.interpreter import MLProgramExecutor
+
+        return self.memo(f"program:{role}:{precision}", lambda: MLProgramExecutor(
+            self.export_dir / self.file_name(role), precision, spec=self.spec(role)))
 
     def runner(self, key: str) -> Runner:
         """'shell', 'classifier', 'updatable_pipeline', 'updatable_head' or 'reference'."""
@@ -230,7 +221,7 @@ class CheckContext:
         return self.memo("runner:encoder", make)
 
     def head_encoder(self):
-        """What feeds the head: Encoder.mlpackage (or its twin); else the pipeline's frozen encoder
+        """What feeds the head: Encoder.mlpackage; else the pipeline's frozen encoder
         stage; else the shell's pooled output."""
 
         def make():
@@ -258,14 +249,40 @@ class CheckContext:
     def _shell_encoder(self) -> ShellRunner:
         return self.runner("shell")
 
+    def computes_in_fp16(self, key: str) -> bool:
+        """Does this runner's output carry fp16 arithmetic? (an fp16 ML Program, or the head fed one)"""
+        if key == "updatable_head":
+            encoder = self.head_encoder()
+            return isinstance(encoder, EncoderRunner) and encoder.name == self._safe_file_name("encoder") \
+                and self.computes_in_fp16("encoder")
+        if key not in ("classifier", "encoder"):
+            return False
+        if self.coreml:
+            return self.precision_used == "fp16"
+        return self.program(key).computes_in_fp16()
+
+    def tolerance(self, key: str) -> float:
+        """Parity bound for a runner: fp32 files ``tolerance``, fp16 ones ``fp16_tolerance``."""
+        try:
+            half = self.computes_in_fp16(key)
+        except Exception:
+            half = False
+        return self.config.fp16_tolerance if half else self.config.tolerance
+
+    def sum_tolerance(self, key: str) -> float:
+        """How far a runner's probabilities may sum from 1 (fp16 files store them in fp16)."""
+        return max(self.config.sum_tolerance, self.tolerance(key) if self.tolerance(key) > self.config.tolerance else 0)
+
+    def _safe_file_name(self, role: str) -> Optional[str]:
+        try:
+            return self.file_name(role)
+        except Exception:
+            return None
+
     def text_outputs(self, key: str) -> Outputs:
         tokens = self.tokens()
         return self.memo(f"texts:{key}", lambda: self.runner(key).run(tokens.input_ids, tokens.attention_mask))
 
-    def uses_twin(self) -> bool:
-        return not self.coreml
-
-    twin_note = TWIN_NOTE
 
 
 def describe_exception(exc: BaseException) -> str:

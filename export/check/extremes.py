@@ -5,7 +5,8 @@ For every case and every artefact that runs here: no error, finite probabilities
 and a label output equal to the arg-max. Out-of-vocabulary ids are different: an embedding lookup
 past the table is undefined, so the *reference* API (MLX ``probabilities_for_ids``) must refuse
 them with a clear error; what the model files and the shell do (error, or some output) is reported
-without failing the check, since the app's tokenizer never produces such ids.
+without failing the check, since the app's tokenizer never produces such ids. A file that computes
+in fp16 stores its probabilities in fp16, so its sums are held to ``fp16_tolerance``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def check_extremes(ctx: CheckContext) -> CheckResult:
             failures.append(f"{key}: cannot load ({describe_exception(exc)})")
     labels, sum_tol = ctx.labels, ctx.config.sum_tolerance
     details: dict[str, Any] = {"cases": {}, "skipped": skipped, "sum_tolerance": sum_tol,
+                               "sum_tolerance_per_artefact": {r.name: ctx.sum_tolerance(k) for k, r in runners.items()},
                                "artefacts": {k: r.describe() for k, r in runners.items()}}
     if not runners:
         return CheckResult(NAME, None if not failures else False,
@@ -114,7 +116,7 @@ def check_extremes(ctx: CheckContext) -> CheckResult:
                                             "not fed to the Core ML runtime (an out-of-range index is undefined "
                                             "behaviour there and can take the process down)"}
                 else:
-                    results[runner.name] = _oov_model(runner, case, labels, sum_tol)
+                    results[runner.name] = _oov_model(runner, case, labels, ctx.sum_tolerance(key))
                 continue
             try:
                 outputs = runner.run(case.input_ids, case.attention_mask)
@@ -122,7 +124,7 @@ def check_extremes(ctx: CheckContext) -> CheckResult:
                 results[runner.name] = {"status": "error", "error": describe_exception(exc), "passed": False}
                 problems.setdefault(f"{runner.name} raised {describe_exception(exc)}", []).append(case.name)
                 continue
-            results[runner.name] = _judge(outputs, labels, sum_tol)
+            results[runner.name] = _judge(outputs, labels, ctx.sum_tolerance(key))
             if not results[runner.name]["passed"]:
                 problems.setdefault(f"{runner.name}: " + "; ".join(results[runner.name]["problems"]), []).append(case.name)
         details["cases"][case.name] = {"description": case.description, "rows": int(len(case.input_ids)),

@@ -1,21 +1,24 @@
-"""Check 6, fp16: would these NeuralNetworks overflow or go NaN in half precision?
+"""Check 6, fp16: would these models overflow or go NaN in half precision?
 
-``export.nnexec.fp16.fp16_report`` runs each spec in fp32 and emulated fp16 on the check texts and
-names the first overflowing / NaN layer. Models: the Classifier's NeuralNetwork twin built with the
-fp16 attention mask (the graph an fp16 export ships), UpdatablePipeline.mlmodel and
-UpdatableHead.mlmodel as saved (a NeuralNetwork may run in fp16 on GPU/ANE).
+Each model is run in fp32 and in half precision on the check texts, and the first overflowing /
+NaN op or layer is named. ML Programs (Classifier.mlpackage, Encoder.mlpackage) run in the NumPy
+ML Program interpreter from their own package: an fp16 program as stored, an fp32 one with every
+value held in fp16 (``export.mlprogram.fp16``). NeuralNetworks (UpdatablePipeline.mlmodel,
+UpdatableHead.mlmodel) run in ``export.nnexec.fp16`` as saved (a NeuralNetwork may run in fp16 on
+GPU/ANE).
 
 The check fails only where the manifest says fp16 is used - ``precision.used == "fp16"`` for the
-Classifier twin and the head, ``recommended_compute_units == "all"`` for the pipeline - and the
+ML Programs and the head, ``recommended_compute_units == "all"`` for the pipeline - and the
 emulation finds a real problem. One overflow is not a problem: attention logits plus the finite
 fp16 mask value (-65504) exceed 65504 at padded positions and saturate to -inf, which a softmax maps
 to exactly 0. An overflow is excused only when all its overflowing values are negative and every
-consumer of that blob is a softmax, and only if no layer produces NaN and the outputs stay finite
+consumer of that value is a softmax, and only if nothing produces NaN and the outputs stay finite
 and within ``fp16_tolerance`` of fp32; everything else counts.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,22 +48,33 @@ def _saturating(spec, samples: list, layer_names: list[str]) -> dict[str, bool]:
     layers, consumers = {}, {}
     for prefix, network in _networks(spec):
         for layer in network.layers:
-            layers[prefix + layer.name] = (prefix, layer)
+            layers[prefix + layer.name] = [prefix + out for out in layer.output]
             for blob in layer.input:
                 consumers.setdefault(prefix + blob, set()).add(layer.WhichOneof("layer"))
     half = load_executor(spec, "fp16")
-    blobs_per_sample = [half.run(sample, keep_blobs=True).blobs for sample in samples]
+    return _negative_into_softmax(layer_names, layers, consumers,
+                                  [half.run(sample, keep_blobs=True).blobs for sample in samples])
+
+
+def _saturating_program(half, samples: list, layer_names: list[str]) -> dict[str, bool]:
+    """The same for an ML Program (``half``: its half-precision interpreter); names are op outputs."""
+    outputs = {op.outputs[0].name: [v.name for v in op.outputs] for op in half.program.operations}
+    return _negative_into_softmax(layer_names, outputs, half.consumers(),
+                                  [half.run(sample, keep_blobs=True).blobs for sample in samples])
+
+
+def _negative_into_softmax(layer_names: list[str], outputs: dict, consumers: dict, blobs_per_sample: list) -> dict:
     verdict = {}
     for name in layer_names:
-        prefix, layer = layers[name.split(" ")[0]]
         ok = True
-        for out in layer.output:
-            if not consumers.get(prefix + out, set()) or not consumers[prefix + out] <= _SOFTMAX:
+        for out in outputs[name.split(" ")[0]]:
+            if not consumers.get(out, set()) or not consumers[out] <= _SOFTMAX:
                 ok = False
             for blobs in blobs_per_sample:
-                value = blobs.get(prefix + out)
+                value = blobs.get(out)
                 if value is None:
                     continue
+                value = np.asarray(value, np.float32)
                 over = value[np.abs(value) > FP16_MAX]
                 if over.size and (over > 0).any():
                     ok = False
@@ -68,13 +82,21 @@ def _saturating(spec, samples: list, layer_names: list[str]) -> dict[str, bool]:
     return verdict
 
 
-def _judge(spec, samples: list, tolerance: float) -> dict[str, Any]:
-    from export.nnexec.fp16 import fp16_report
+def _judge(model, samples: list, tolerance: float) -> dict[str, Any]:
+    """``model``: a NeuralNetwork spec, or a package path (ML Program, run by export.mlprogram)."""
+    if isinstance(model, Path):
+        from export.mlprogram.fp16 import fp16_report, half_executor
 
-    report = fp16_report(spec, samples, max_output_diff=tolerance)
+        report = fp16_report(model, samples, max_output_diff=tolerance)
+        excuse = lambda names: _saturating_program(half_executor(model), samples, names)  # noqa: E731
+    else:
+        from export.nnexec.fp16 import fp16_report
+
+        report = fp16_report(model, samples, max_output_diff=tolerance)
+        excuse = lambda names: _saturating(model, samples, names)  # noqa: E731
     excused = {}
     if report.overflow_layers and not report.nan_layers and report.outputs_finite:
-        excused = _saturating(spec, samples, list(report.overflow_layers))
+        excused = excuse(list(report.overflow_layers))
     problems = [f"overflow at {name}" for name in report.overflow_layers if not excused.get(name)]
     problems += [f"NaN at {name}" for name in report.nan_layers[:1]]
     problems += [f"mean square entering {name} exceeds {FP16_MAX:g}" for name in report.internal_risk_layers[:1]]
@@ -103,7 +125,7 @@ def _judge(spec, samples: list, tolerance: float) -> dict[str, Any]:
 
 
 def _target(ctx: CheckContext, role: str) -> tuple[str, Any, list, bool, str]:
-    """(display name, spec, samples, fp16 claimed, why) for one role's NeuralNetwork."""
+    """(display name, spec or package path, samples, fp16 claimed, why) for one role's file."""
     tokens = ctx.tokens()
     used = ctx.precision_used == "fp16"
     entry = ctx.entry(role)
@@ -114,8 +136,9 @@ def _target(ctx: CheckContext, role: str) -> tuple[str, Any, list, bool, str]:
     else:
         samples = [feed(entry["inputs"], {"input_ids": i, "attention_mask": m}, entry["file"])
                    for i, m in zip(tokens.input_ids, tokens.attention_mask)]
-    if role == "classifier":
-        return (f"{entry['file']} (NeuralNetwork twin, fp16 mask)", ctx.twin("classifier", "fp16"), samples, used,
+    if role in ("classifier", "encoder"):
+        how = "fp16 as stored" if ctx.program(role).computes_in_fp16() else "fp32 program, fp16 emulated"
+        return (f"{entry['file']} (ML Program, {how})", ctx.export_dir / entry["file"], samples, used,
                 f"precision.used = {ctx.precision_used}")
     if role == "updatable_pipeline":
         units = entry.get("recommended_compute_units", "cpuOnly")
@@ -134,7 +157,7 @@ def check_fp16(ctx: CheckContext) -> CheckResult:
     details: dict[str, Any] = {"tolerance": ctx.config.fp16_tolerance, "models": {}, "skipped": {}}
     failures, lines = [], []
     manifest = ctx.manifest
-    roles = [r for r in ("classifier", "updatable_pipeline", "updatable_head") if r in manifest["models"]]
+    roles = [r for r in ("classifier", "encoder", "updatable_pipeline", "updatable_head") if r in manifest["models"]]
     for role in roles:
         try:
             name, spec, samples, claimed, why = _target(ctx, role)
@@ -143,6 +166,8 @@ def check_fp16(ctx: CheckContext) -> CheckResult:
             continue
         except Exception as exc:  # an unreadable file fails the shape/lint/update checks; nothing to emulate here
             details["skipped"][role] = f"cannot emulate: {describe_exception(exc)}"
+            if role in ("classifier", "encoder"):  # the interpreter is the only runtime here: never silent
+                failures.append(f"cannot execute {ctx.file_name(role)}: {exc}")
             continue
         try:
             verdict = _judge(spec, samples, ctx.config.fp16_tolerance)
@@ -166,5 +191,5 @@ def check_fp16(ctx: CheckContext) -> CheckResult:
         return CheckResult(NAME, False, "; ".join(failures), details)
     if not details["models"]:
         return CheckResult(NAME, None, "; ".join(f"{k}: {v}" for k, v in details["skipped"].items())
-                           or "no NeuralNetwork to emulate", details)
+                           or "no model to emulate", details)
     return CheckResult(NAME, True, f"precision used {ctx.precision_used}; " + "; ".join(lines), details)

@@ -3,7 +3,9 @@
 Texts are tokenised with the exported tokenizer at the manifest's fixed length. Probabilities must
 agree within ``tolerance`` (max |difference|, fp32) and pick the same class - except on rows whose
 two best classes are closer than ``2 * tolerance`` in the baseline, where either pick is right.
-A classifier's own ``label`` output must also be the arg-max of its own probabilities.
+A classifier's own ``label`` output must also be the arg-max of its own probabilities. A file that
+computes in fp16 (an fp16 ML Program, or the head fed its embeddings) is held to
+``fp16_tolerance`` instead: each comparison records the bound it was held to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import numpy as np
 from export.check.context import CheckContext, Unavailable, describe_exception
 from export.check.report import CheckResult
 from export.check.runners import Outputs
+from export.mlprogram.interpreter import RUNTIME
+
+PROGRAM_NOTE = (f"ML Programs (Classifier.mlpackage, Encoder.mlpackage) are executed from their own packages "
+                f"(program and weight file) by {RUNTIME}; Core ML cannot run them off macOS")
 
 NAME = "parity"
 REFERENCE_NAME = "parity-reference"
@@ -57,7 +63,7 @@ def _sources(ctx: CheckContext, keys) -> tuple[list, dict, dict]:
 
 
 def _embedding_parity(ctx: CheckContext) -> Optional[dict]:
-    """Encoder (file or twin) vs the shell's pooled output, relative to the embedding's scale."""
+    """Encoder.mlpackage vs the shell's pooled output, relative to the embedding's scale."""
     try:
         shell, encoder = ctx.runner("shell"), ctx.encoder()
     except Unavailable:
@@ -75,8 +81,9 @@ def _embedding_parity(ctx: CheckContext) -> Optional[dict]:
                 "error": f"pooled embeddings of shape {got.shape[1:]} vs the shell's {want.shape[1:]}"}
     scale = max(1.0, float(np.max(np.abs(want))))
     diff = float(np.max(np.abs(got - want))) if np.isfinite(got).all() else float("nan")
-    return {"artefact": encoder.name, "via": encoder.via, "max_abs_diff": diff, "scale": scale,
-            "passed": bool(np.isfinite(diff) and diff <= ctx.config.tolerance * scale)}
+    tol = ctx.tolerance("encoder")
+    return {"artefact": encoder.name, "via": encoder.via, "max_abs_diff": diff, "scale": scale, "tolerance": tol,
+            "passed": bool(np.isfinite(diff) and diff <= tol * scale)}
 
 
 def _weights_provenance(ctx: CheckContext) -> dict[str, dict]:
@@ -115,8 +122,8 @@ def check_parity(ctx: CheckContext) -> CheckResult:
     details: dict[str, Any] = {"texts": len(tokens), "truncated_texts": int(sum(tokens.truncated)),
                                "max_length": ctx.max_length, "tolerance": tol, "skipped": skipped,
                                "load_errors": errors, "comparisons": [], "notes": []}
-    if ctx.uses_twin() and any(k == "classifier" for k, _ in runners):
-        details["notes"].append(ctx.twin_note)
+    if not ctx.coreml:
+        details["notes"].append(PROGRAM_NOTE)
     if len(runners) < 2 and not errors:
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         return CheckResult(NAME, None, f"fewer than two artefacts can run here ({why})", details)
@@ -135,20 +142,22 @@ def check_parity(ctx: CheckContext) -> CheckResult:
         for key, runner in runners:
             if key == base_key:
                 continue
-            row: dict[str, Any] = {"artefact": runner.name, "via": runner.via}
+            row_tol = max(ctx.tolerance(key), ctx.tolerance(base_key))
+            row: dict[str, Any] = {"artefact": runner.name, "via": runner.via, "tolerance": row_tol}
             try:
-                row.update(compare(base, ctx.text_outputs(key), ctx.labels, tol))
+                row.update(compare(base, ctx.text_outputs(key), ctx.labels, row_tol))
             except Exception as exc:
                 row.update(passed=False, error=describe_exception(exc))
             details["comparisons"].append(row)
             if not row["passed"]:
-                failures.append(_failure(runner.name, row, base_runner.name, tol))
+                failures.append(_failure(runner.name, row, base_runner.name, row_tol))
     embedding = _embedding_parity(ctx)
     if embedding is not None:
         details["encoder"] = embedding
         if not embedding["passed"]:
             failures.append(f"{embedding['artefact']}: " + (embedding.get("error") or
-                            f"pooled embedding max |Δ| {_fmt(embedding['max_abs_diff'])} > {tol:g} x {embedding['scale']:.3g}"))
+                            f"pooled embedding max |Δ| {_fmt(embedding['max_abs_diff'])} > {embedding['tolerance']:g} x "
+                            f"{embedding['scale']:.3g}"))
     details["weights"] = _weights_provenance(ctx)
     for name, found in details["weights"].items():
         if not found["passed"]:
@@ -161,15 +170,18 @@ def check_parity(ctx: CheckContext) -> CheckResult:
     details["max_abs_diff"] = worst
     if failures:
         return CheckResult(NAME, False, "; ".join(failures), details)
-    via = " (ML Programs through their NeuralNetwork twins)" if ctx.uses_twin() and "classifier" in dict(runners) else ""
+    via = f" (ML Programs executed from their packages by {RUNTIME})" if not ctx.coreml else ""
+    fp16_rows = [r for r in details["comparisons"] if r.get("tolerance", tol) > tol]
     if embedding is not None:
         numbers += f"; {embedding['artefact']} pooled max |Δ| {_fmt(embedding['max_abs_diff'])}"
     if details["weights"]:
         numbers += "; weights " + ", ".join(f"{name} {w['found']}/{w['expected']} source tensors"
                                             for name, w in details["weights"].items())
     not_checked = [_display(ctx, key) for key in skipped if key != "shell" and key in ctx.manifest["models"]]
-    if embedding is None and "encoder" in ctx.manifest["models"]:
-        not_checked.append(_display(ctx, "encoder"))
+    encoder_name = _display(ctx, "encoder")
+    fed_by_encoder = any(encoder_name in row.get("via", "") for row in details["comparisons"])
+    if embedding is None and "encoder" in ctx.manifest["models"] and not fed_by_encoder:
+        not_checked.append(encoder_name)  # neither compared with the shell nor feeding a compared head
     if "shell" in skipped:
         not_checked.append(f"PyTorch shell ({skipped['shell']})")
     if not_checked:
@@ -178,7 +190,8 @@ def check_parity(ctx: CheckContext) -> CheckResult:
         return CheckResult(NAME, False, f"not checked: {', '.join(not_checked)}; pass --model DIR (the student "
                            f"folder it was exported from) so every file can be compared; compared so far: {numbers}",
                            details)
-    return CheckResult(NAME, True, f"max |Δp| {_fmt(worst)} <= {tol:g} vs {base_runner.name} over {len(tokens)} texts"
+    bound = f"{tol:g}" + (f" (fp16 files {ctx.config.fp16_tolerance:g})" if fp16_rows else "")
+    return CheckResult(NAME, True, f"max |Δp| {_fmt(worst)} <= {bound} vs {base_runner.name} over {len(tokens)} texts"
                        f"{via}: {numbers}", details)
 
 
@@ -227,10 +240,12 @@ def check_reference_parity(ctx: CheckContext) -> CheckResult:
             outputs = ctx.text_outputs(key)
         except Exception:
             continue  # the parity check reports artefacts that fail to run
-        row = {"artefact": runner.name, "via": runner.via, **compare(outputs, ref, ctx.labels, tol)}
+        row_tol = ctx.tolerance(key)
+        row = {"artefact": runner.name, "via": runner.via, "tolerance": row_tol,
+               **compare(outputs, ref, ctx.labels, row_tol)}
         details["comparisons"].append(row)
         if not row["passed"]:
-            failures.append(_failure(f"reference {ctx.reference_name!r}", row, runner.name, tol))
+            failures.append(_failure(f"reference {ctx.reference_name!r}", row, runner.name, row_tol))
     if not details["comparisons"]:
         return CheckResult(REFERENCE_NAME, None, f"nothing here to compare {ctx.reference_name!r} with "
                            f"({'; '.join(skipped.values())})", details)

@@ -40,8 +40,8 @@ def run_checks(export_dir: Union[str, Path], model_dir: Optional[Union[str, Path
     """Check an export folder; write ``check.json`` (into it, or to ``output_path``); return the report.
 
     ``model_dir`` is the Hugging Face folder the export came from (default: the manifest's
-    ``source_model_dir`` when it still exists); without it the PyTorch shell and the ML Programs'
-    NeuralNetwork twins are unavailable and the checks that need them say so. ``reference`` maps
+    ``source_model_dir`` when it still exists); without it the PyTorch shell is unavailable (every
+    shipped file still runs, in Core ML or the NumPy runtimes) and the checks that need it say so. ``reference`` maps
     int32 ``(N, L)`` ids and mask to ``(N, C)`` probabilities (the CLI passes the MLX model's
     ``TextClassifier.probabilities_for_ids``) and should raise ``ValueError`` for ids outside the
     vocabulary. A check that cannot run is reported as skipped; ``report.passed`` is True when every

@@ -1,8 +1,8 @@
 """Are an ML Program's weights the source model's? (part of the parity check)
 
-Off macOS an ML Program is run through its NeuralNetwork twin, which is built from the source
-model - so a Classifier.mlpackage exported from *another* model (or re-exported, edited, swapped)
-would go unnoticed by the numbers alone. This reads the package's weight file (every ``const``
+The numbers say whether a package computes what the shell computes; this says whether it holds the
+source model's own tensors (a package exported from *another* model of the same shape, re-exported
+or swapped could agree by accident on a few texts). This reads the package's weight file (every ``const``
 stored as a blob) and looks for each source tensor there, byte for byte, as float32 or float16,
 as is or transposed (float16 values below half's smallest subnormal count as zero, since casts
 differ there). Conversion legitimately folds a few tensors into constants (position and

@@ -17,7 +17,7 @@ failure), not every accuracy difference.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -118,11 +118,22 @@ def fp16_report(model: ModelLike, samples: Sequence[Mapping[str, Any]], max_outp
     ``max_output_diff`` bounds the fp16-vs-fp32 difference of numeric outputs (probabilities, arrays)
     for the verdict to be "safe".
     """
+    spec = load_spec(model)
+    full, half = load_executor(spec, "fp32"), load_executor(spec, "fp16")
+    return compare_runs(full, half, samples, max_output_diff, lambda sample: _mean_square_risk(full, sample),
+                        lambda: tuple(_overflowing_weights(half)))
+
+
+def compare_runs(full: Any, half: Any, samples: Sequence[Mapping[str, Any]], max_output_diff: float,
+                 mean_square_risk: Callable[[Mapping[str, Any]], Mapping[str, float]],
+                 overflowing_weights: Callable[[], tuple] = tuple) -> Fp16Report:
+    """The report from two executors of one model (fp32, half) whose ``run`` yields per-layer records.
+
+    Shared by the NeuralNetwork runtime and the ML Program interpreter (``export.mlprogram.fp16``).
+    ``overflowing_weights`` is asked after the runs (weights are decoded lazily while running).
+    """
     if not samples:
         raise ValueError("fp16_report needs at least one sample")
-    spec = load_spec(model)
-    full = load_executor(spec, "fp32")
-    half = load_executor(spec, "fp16")
     act32: dict[int, float] = {}
     act16: dict[int, float] = {}
     overflow: dict[int, bool] = {}
@@ -145,14 +156,14 @@ def fp16_report(model: ModelLike, samples: Sequence[Mapping[str, Any]], max_outp
                 gap = np.abs(n16[key] - n32[key])
             diff = max(diff, float(np.max(gap)) if np.isfinite(gap).all() else float("inf"))
         agree = agree and _labels(t32.outputs) == _labels(t16.outputs)
-        for name, value in _mean_square_risk(full, sample).items():
+        for name, value in mean_square_risk(sample).items():
             risk[name] = max(risk.get(name, 0.0), value)
     order = sorted(names)
     layers = tuple(LayerActivity(i, names[i][0], names[i][1], act32[i], act16[i], overflow[i], nan[i]) for i in order)
     overflow_layers = tuple(f"{names[i][0]} ({names[i][1]})" for i in order if overflow[i])
     nan_layers = tuple(f"{names[i][0]} ({names[i][1]})" for i in order if nan[i])
     risky = tuple(name for name, value in risk.items() if value > FP16_MAX)
-    weights = tuple(_overflowing_weights(half))
+    weights = tuple(overflowing_weights())
     top = max(order, key=lambda i: act32[i]) if order else None
     problems = []
     if overflow_layers:

@@ -16,6 +16,7 @@ from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.atomic import staged_directory
 from export.model_folder import ExportInputError
 from export.nnexec.pipelines import load_executor
+from export.shell.common import FP16_MASK_VALUE
 from export.pipeline import ExportConfig, export_folder
 from export.shell import load_shell_from_folder
 from export.updatable_rules import lint_spec
@@ -177,10 +178,10 @@ def _contains_float32(spec: Model_pb2.Model, value: float) -> bool:
 
 
 def test_pipeline_mask_value_depends_on_the_fp16_check(bert_export, overflow_export):
-    """NN encoders may run in fp16 on GPU/ANE: a passed check gets the fp16-safe mask (-65504); a
+    """NN encoders may run in fp16 on GPU/ANE: a passed check gets the fp16-safe mask (-1e4); a
     failed one keeps float32's minimum (exact) and the manifest says cpuOnly."""
     safe = _spec(bert_export.updatable_pipeline_path)
-    assert _contains_float32(safe, -65504.0) and not _contains_float32(safe, float(np.finfo(np.float32).min))
+    assert _contains_float32(safe, FP16_MASK_VALUE) and not _contains_float32(safe, float(np.finfo(np.float32).min))
     assert _manifest(bert_export)["models"]["updatable_pipeline"]["recommended_compute_units"] == "all"
     unsafe = _spec(overflow_export.updatable_pipeline_path)
     assert _contains_float32(unsafe, float(np.finfo(np.float32).min))
@@ -244,8 +245,9 @@ def test_mobilebert_fp16_when_proven_safe(mobilebert_fp16_export):
         assert MIL_pb2.DataType.FLOAT16 in _program_dtypes(spec)
         assert spec.description.metadata.userDefined["compute_precision"] == "fp16"
         constants = _fp16_constants(spec)
-        # the attention mask constant is the finite fp16 minimum, never -inf (0 * -inf = NaN on device)
-        assert -65504.0 in constants and all(np.isfinite(constants))
+        # the attention mask constant is finite in fp16 (never -inf: 0 * -inf = NaN on device) and leaves
+        # room for the scores added to it (-65504 + a score overflows to -inf; all-padding rows gave NaN)
+        assert FP16_MASK_VALUE in constants and all(np.isfinite(constants)) and -65504.0 not in constants
     manifest = _manifest(result)
     assert manifest["models"]["classifier"]["compute_precision"] == "fp16"
     assert manifest["models"]["updatable_head"]["update"]["optimizer"] == "adam"

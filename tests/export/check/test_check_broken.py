@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import coremltools as ct
+import numpy as np
 import pytest
 
-from export.check import run_checks
+from export.check import CheckConfig, run_checks
 from export.check.__main__ import main
 
 
@@ -139,8 +140,7 @@ def test_update_epochs_outside_the_models_allowed_set_fails(bert_export, copy_ex
 
 
 def test_a_classifier_from_another_model_is_caught_by_its_weights(bert_export, mobilebert_fp16_export, copy_export):
-    """Off macOS the Classifier runs as a twin built from the source model, so the swapped file's
-    numbers cannot differ; its weight file gives it away."""
+    """The swapped file is executed itself: its numbers differ, and its weight file gives it away."""
     import shutil
 
     folder = copy_export(bert_export)
@@ -151,8 +151,9 @@ def test_a_classifier_from_another_model_is_caught_by_its_weights(bert_export, m
     assert parity.passed is False
     assert "Classifier.mlpackage: 38 of 38 source tensors are not in its weights" in parity.message
     assert "bert.embeddings.word_embeddings.weight" in parity.message and "was it exported from" in parity.message
-    twin = next(r for r in parity.details["comparisons"] if r["artefact"] == "Classifier.mlpackage")
-    assert twin["max_abs_diff"] <= 1e-4  # the twin alone cannot tell
+    row = next(r for r in parity.details["comparisons"] if r["artefact"] == "Classifier.mlpackage")
+    assert row["max_abs_diff"] > 0.01 and "export.mlprogram" in row["via"]
+    assert "Classifier.mlpackage: max |Δp|" in parity.message
     assert parity.details["weights"]["Encoder.mlpackage"]["passed"]
     assert "Classifier.mlpackage: compute_precision: manifest 'fp32' vs model 'fp16'" in report.get("shape").message
 
@@ -169,3 +170,59 @@ def test_shipped_tokenizer_that_pads_to_another_length_fails(bert_export, copy_e
     report = run_checks(folder)
     shape = report.get("shape")
     assert shape.passed is False and "tokenizer.json: as shipped it produces 128 ids" in shape.message
+
+
+def _const_in_weight_file(package: Path, name_part: str):
+    """(weight.bin path, byte offset of the data, value count) of the first fp32 blob const whose name has name_part."""
+    from export.mlprogram.program import load_program
+
+    program = load_program(package)
+    for op in program.operations:
+        value = op.attributes["val"] if op.type == "const" else None
+        if value is not None and value.WhichOneof("value") == "blobFileValue" and name_part in op.outputs[0].name:
+            size = 1
+            for dim in value.type.tensorType.dimensions:
+                size *= dim.constant.size
+            blob = program.weights_dir / value.blobFileValue.fileName.replace("@model_path/", "")
+            # a blob's 64-byte metadata record (sentinel, type, size, data offset) precedes its data
+            header = np.frombuffer(blob.read_bytes()[value.blobFileValue.offset:value.blobFileValue.offset + 64], np.uint64)
+            return blob, int(header[2]), size
+    raise AssertionError(f"no blob const named like {name_part!r}")
+
+
+def test_a_corrupted_constant_in_the_shipped_classifier_fails_check_naming_the_file(bert_export, copy_export):
+    """One dense weight inside Classifier.mlpackage's weight.bin is scaled: the package itself is
+    executed, so parity (and the weight search) fail naming that file, and the Encoder still passes."""
+    folder = copy_export(bert_export)
+    blob, offset, count = _const_in_weight_file(folder / "Classifier.mlpackage", "intermediate_dense_weight")
+    data = bytearray(blob.read_bytes())
+    values = np.frombuffer(bytes(data[offset:offset + 4 * count]), np.float32) * 3.0
+    data[offset:offset + 4 * count] = values.astype(np.float32).tobytes()
+    blob.write_bytes(bytes(data))
+    report = run_checks(folder, config=CheckConfig(only=("parity",)))
+    (parity,) = report.checks
+    assert parity.passed is False
+    row = next(r for r in parity.details["comparisons"] if r["artefact"] == "Classifier.mlpackage")
+    assert row["max_abs_diff"] > 1e-3 and not row["passed"]
+    assert parity.message.startswith("Classifier.mlpackage: max |Δp|")
+    assert "Encoder.mlpackage" not in parity.message  # the other package is untouched and still matches
+    assert not parity.details["weights"]["Classifier.mlpackage"]["passed"]
+
+
+def test_an_op_outside_the_interpreter_fails_check_naming_the_op(bert_export, copy_export):
+    """An op the interpreter does not implement is an error naming it, never a silent pass."""
+    from coremltools.proto import Model_pb2
+
+    folder = copy_export(bert_export)
+    model_file = folder / "Classifier.mlpackage" / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    spec = Model_pb2.Model()
+    spec.ParseFromString(model_file.read_bytes())
+    function = spec.mlProgram.functions["main"]
+    block = function.block_specializations[function.opset]
+    op = next(o for o in block.operations if o.type == "tanh")
+    op.type = "atanh"
+    model_file.write_bytes(spec.SerializeToString())
+    report = run_checks(folder, config=CheckConfig(only=("parity", "extreme-inputs", "fp16")))
+    for check in report.checks:
+        assert check.passed is False, check.name
+        assert "Classifier.mlpackage: MIL op 'atanh'" in check.message and "is not supported" in check.message

@@ -37,8 +37,10 @@ def test_bert_export_passes_every_check_including_mlx(bert_export, bert_dir, cop
     assert set(rows) == {"Classifier.mlpackage", "UpdatablePipeline.mlmodel", "UpdatableHead.mlmodel"}
     for row in rows.values():
         assert row["max_abs_diff"] <= 1e-4 and row["argmax_agree"] == 8, row
-    assert "twin" in rows["Classifier.mlpackage"]["via"]
-    assert any("NeuralNetwork twin" in note for note in parity["notes"])
+    # the shipped package itself, executed by the ML Program interpreter (no NeuralNetwork twin)
+    assert rows["Classifier.mlpackage"]["via"].startswith("export.mlprogram") and "fp32 as stored" in rows[
+        "Classifier.mlpackage"]["via"]
+    assert any("executed from their own packages" in note for note in parity["notes"])
     assert "Encoder.mlpackage" in rows["UpdatableHead.mlmodel"]["via"]
     assert parity["encoder"]["artefact"] == "Encoder.mlpackage" and parity["encoder"]["max_abs_diff"] <= 1e-4
     # the ML Programs hold the source model's own tensors (byte for byte, fp32 here)
@@ -102,22 +104,29 @@ def test_mobilebert_fp16_export_passes_without_a_reference(mobilebert_fp16_expor
 
     rows = {row["artefact"]: row for row in report.get("parity").details["comparisons"]}
     assert set(rows) == {"Classifier.mlpackage", "UpdatableHead.mlmodel"}  # no pipeline in this export
-    assert max(row["max_abs_diff"] for row in rows.values()) <= 1e-4
+    # fp16 programs executed as stored: their drift is reported and bounded by fp16_tolerance
+    for row in rows.values():
+        assert row["tolerance"] == 0.05 and 1e-5 < row["max_abs_diff"] <= 0.05, row
+    encoder = report.get("parity").details["encoder"]
+    assert encoder["tolerance"] == 0.05 and 1e-5 < encoder["max_abs_diff"] <= 0.05
     weights = report.get("parity").details["weights"]["Classifier.mlpackage"]  # stored as fp16 in this export
     assert weights["passed"] and weights["found"] == weights["expected"] > 50
 
     fp16 = report.get("fp16").details["models"]
-    twin = fp16["Classifier.mlpackage (NeuralNetwork twin, fp16 mask)"]
-    assert twin["fp16_claimed"] is True and twin["safe"]
-    # the finite fp16 mask saturates padded attention logits to -inf; only softmax layers consume them
-    assert twin["saturating_overflows_excused"] == twin["overflow_layers"] != []
+    for name in ("Classifier.mlpackage (ML Program, fp16 as stored)", "Encoder.mlpackage (ML Program, fp16 as stored)"):
+        verdict = fp16[name]
+        assert verdict["fp16_claimed"] is True and verdict["safe"] and 0 < verdict["output_max_abs_diff"] <= 0.05
+        # the fp16 mask value (-1e4) keeps masked attention logits finite: nothing overflows, nothing to excuse
+        assert verdict["overflow_layers"] == [] and verdict["saturating_overflows_excused"] == []
     update = report.get("simulated-update").details["files"]["UpdatableHead.mlmodel"]
     assert update["optimizer"] == "adam" and len(update["epoch_losses"]) == 5
     assert update["final_loss"] < update["initial_loss"]
 
 
-def test_without_the_source_model_unchecked_files_fail_the_check(bert_export, copy_export):
-    """Without the student folder the ML Programs cannot run off macOS: the report must not say OK."""
+def test_without_the_source_model_the_packages_still_run_but_the_check_fails(bert_export, copy_export):
+    """Without the student folder every shipped file still runs (the ML Programs from their own
+    packages) and they are compared with each other, but nothing is compared with the PyTorch shell:
+    the report must not say OK."""
     folder = copy_export(bert_export)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["source_model_dir"] = str(folder / "moved-away")
@@ -126,15 +135,14 @@ def test_without_the_source_model_unchecked_files_fail_the_check(bert_export, co
     assert not report.passed and [c.name for c in report.failed] == ["parity"], report.summary()
     assert report.model_dir is None and "no longer exists" in report.notes[0]
     parity = report.get("parity")
-    assert "pass --model DIR" in parity.message
-    assert parity.details["baseline"].startswith("UpdatablePipeline.mlmodel")
-    assert "not checked: Classifier.mlpackage" in parity.message and "Encoder.mlpackage" in parity.message
+    assert "pass --model DIR" in parity.message and "not checked: PyTorch shell" in parity.message
+    assert parity.details["baseline"].startswith("Classifier.mlpackage (export.mlprogram")
     assert "no longer exists" in parity.details["skipped"]["shell"]
-    assert "NeuralNetwork twin" in parity.details["skipped"]["classifier"]
-    # the head is fed by the pipeline's frozen encoder stage instead
-    (row,) = parity.details["comparisons"]
-    assert row["artefact"] == "UpdatableHead.mlmodel" and "encoder stage" in row["via"] and row["max_abs_diff"] <= 1e-6
-    assert set(report.get("extreme-inputs").details["artefacts"]) == {"updatable_head", "updatable_pipeline"}
+    rows = {row["artefact"]: row for row in parity.details["comparisons"]}
+    assert set(rows) == {"UpdatablePipeline.mlmodel", "UpdatableHead.mlmodel"}
+    assert "Encoder.mlpackage" in rows["UpdatableHead.mlmodel"]["via"]
+    assert all(row["max_abs_diff"] <= 1e-4 for row in rows.values())
+    assert set(report.get("extreme-inputs").details["artefacts"]) == {"classifier", "updatable_head", "updatable_pipeline"}
 
 
 def test_config_validation():

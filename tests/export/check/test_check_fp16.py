@@ -7,7 +7,7 @@ import json
 from export.check import CheckConfig, run_checks
 
 ONLY = CheckConfig(only=("fp16",))
-TWIN = "Classifier.mlpackage (NeuralNetwork twin, fp16 mask)"
+TWIN = "Classifier.mlpackage (ML Program, fp32 program, fp16 emulated)"
 
 
 def test_unsafe_fp16_is_reported_but_passes_when_fp16_is_not_used(overflow_export, copy_export):
