@@ -1,0 +1,27 @@
+"""Helpers of the data-parallel tests (imported by name: a second conftest module would shadow
+the top-level one)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: Two threads per rank would oversubscribe the 2-core machine the suite runs on.
+ENV = {**os.environ, "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def distill_args(root: Path, out: Path, *extra: str) -> list[str]:
+    """A small distillation with every loss term on (KD, CE, hidden MSE through projections,
+    attention KL) and gradient accumulation, so exactness is tested where it is hardest."""
+    return ["distill", "--teacher", str(root / "teacher"), "--train", str(root / "train.jsonl"),
+            "--eval", str(root / "eval.jsonl"), "--unlabeled", str(root / "notes.txt"), "--out", str(out),
+            "--student-config", str(root / "student.json"), "--init", "random", "--max-length", "24",
+            "--epochs", "3", "--batch-size", "7", "--grad-accum", "2", "--checkpoint-every", "2",
+            "--eval-every", "100", "--lr", "2e-3", *extra]
+
+
+def run_distributed(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlx_distill.distributed", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
