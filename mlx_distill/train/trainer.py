@@ -432,8 +432,10 @@ class Trainer:
     def _seed_rng(self, micro: int) -> None:
         """Dropout randomness is a pure function of (seed, step, micro-batch): MLX's global key
         cannot be set to a saved value, so instead of checkpointing it we make it derivable, and a
-        resumed run draws exactly the masks an uninterrupted run would have drawn."""
-        mx.random.seed((self.config.seed * 1_000_003 + self.step * self.config.grad_accum_steps + micro) % 2**32)
+        resumed run draws exactly the masks an uninterrupted run would have drawn. Each rank gets its
+        own stream (rank 0's is the one-process stream), so shards do not share dropout masks."""
+        mx.random.seed((self.config.seed * 1_000_003 + self.step * self.config.grad_accum_steps + micro
+                        + self.world.rank * 2_147_483_629) % 2**32)
 
     def _diverged(self, loss: float, norm: float) -> TrainingDiverged:
         saved = self.checkpoint_dir / "trainer.json"
@@ -544,13 +546,16 @@ class Trainer:
         if total is None:
             total = tree_map(mx.zeros_like, self.module.trainable_parameters())
         if self.world.distributed:
-            total = average_gradients(total, self.world)
+            # One all-reduce for the gradients and the step's metrics together (average_gradients
+            # packs same-dtype arrays into one buffer): the loss and parts carry the ranks' factor
+            # already, so their mean is the global value; the token count's mean times the ranks is
+            # its sum.
             names = sorted(parts)
-            summed = all_sum(mx.stack([loss, *[mx.array(parts[k], mx.float32) for k in names],
-                                       n_tokens.astype(mx.float32)]), self.world)
-            loss = summed[0] / self.world.size
-            parts = {k: summed[1 + i] / self.world.size for i, k in enumerate(names)}
-            n_tokens = summed[-1].astype(mx.int32)
+            metrics = mx.stack([loss, *[mx.array(parts[k], mx.float32) for k in names], n_tokens.astype(mx.float32)])
+            averaged = average_gradients({"grads": total, "metrics": metrics}, self.world)
+            total, metrics = averaged["grads"], averaged["metrics"]
+            loss, parts = metrics[0], {k: metrics[1 + i] for i, k in enumerate(names)}
+            n_tokens = mx.round(metrics[-1] * self.world.size).astype(mx.int32)
         return loss, parts, apply(total), n_tokens
 
     def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
