@@ -364,10 +364,12 @@ class _InterruptGuard:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None, export_flags: bool | None = None) -> argparse.ArgumentParser:
     """Every command. Flags of the stage settings are generated from the typed configs (field
-    metadata: default, help, flag); ``export``'s come from ``ExportConfig`` on the torch side, so
-    they are added only when ``argv`` is an ``export`` command (no other command pays for torch)."""
+    metadata: default, help, flag). ``export``'s come from ``ExportConfig`` on the torch side, so
+    they are added only when asked (``export_flags``; by default for ``export --help``): ``main``
+    checks an export's paths first, then imports torch for its flags — a wrong path is found in a
+    second, and no other command pays for torch."""
     from mlx_distill.build.config import StudentSettings
     from mlx_distill.build.settings import add_flags
     from mlx_distill.train.distill import DistillConfig
@@ -383,7 +385,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="Core ML inference + updatable models and manifest from a classifier folder")
     export.add_argument("student_dir", type=Path, help="Hugging Face-format classifier folder (e.g. from `distill`)")
     export.add_argument("--out", type=Path, required=True, help="output folder")
-    if argv and argv[0] == "export":
+    if export_flags or (export_flags is None and argv and argv[0] == "export" and {"-h", "--help"} & set(argv)):
         _export_flags(export)
     export.set_defaults(run=_cmd_export, check_paths=_paths_export)
 
@@ -462,6 +464,10 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
         argv = argv or ["demo"]  # no arguments: the bundled demo (DESIGN.md)
         parser = build_parser(argv)
         args, extra = parser.parse_known_args(argv)
+        if args.command == "export":
+            args.check_paths(args)  # before torch is imported for the generated flags
+            parser = build_parser(argv, export_flags=True)
+            args, extra = parser.parse_known_args(argv)
         if extra:
             # argparse stops filling `predict`'s texts at the first option; texts after options are still texts.
             if args.command == "predict" and not any(e.startswith("-") for e in extra):

@@ -121,10 +121,10 @@ def write_report(ctx) -> dict[str, Any]:
                                     (report["student"][split] or {}).get("recall", {}), split, folder / "recall.png"),
     }
     search = report["export"].get("learning_rate_search")
-    if isinstance(search, dict) and isinstance(search.get("curves"), dict):
+    if isinstance(search, dict) and search.get("held_out_loss"):
         try:
             made["update_learning_rate"] = plots.learning_rate_curves(
-                search["curves"], search.get("chosen"), folder / "update_learning_rate.png")
+                search["held_out_loss"], search.get("chosen"), folder / "update_learning_rate.png")
         except (TypeError, ValueError) as exc:  # a manifest shape this report does not know yet
             print(f"warning: on-device learning-rate curves not plotted: {exc}", file=sys.stderr)
     report["student"]["confusion"] = {"split": split, "labels": labels, "matrix": matrix.tolist()}
@@ -185,9 +185,19 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "On-device update settings written into the updatable models: "
                   + ", ".join(f"{k} = {v}" for k, v in e["update"].items() if not isinstance(v, (dict, list))) + "."]
     search = e.get("learning_rate_search")
-    if search:
+    if search and search.get("fixed_by_user"):
+        lines += ["", f"On-device learning rate: {search.get('chosen')}, as set in the build file."]
+    elif search:
         lines += ["", "### On-device learning rate", "",
-                  f"Chosen by a simulated update on held-out embeddings: **{search.get('chosen')}**.", ""]
+                  f"Chosen by a simulated on-device update on held-out embeddings "
+                  f"({search.get('train_examples', '?')} to train, {search.get('held_out_examples', '?')} held out) "
+                  f"among {', '.join(map(str, search.get('candidates', [])))}: **{search.get('chosen')}**, "
+                  "written into the updatable models.", ""]
+        losses = search.get("held_out_loss") or {}
+        if losses:
+            lines += ["| learning rate | held-out loss before | after the update |", "|---|---|---|"]
+            lines += [f"| {rate} | {curve[0]:.4f} | {curve[-1]:.4f} |" for rate, curve in losses.items() if curve]
+            lines.append("")
         if "update_learning_rate" in report["plots"]:
             lines += ["![on-device learning rate](report/update_learning_rate.png)", ""]
     if report.get("clean"):

@@ -235,14 +235,21 @@ def _export_run(ctx: Context, resume: bool) -> dict:
     _quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
-    result = export_folder(ctx.folder("distill"), ctx.folder("export"), ExportConfig(**ctx.config.export))
+    import inspect
+
+    extra = {}
+    if "texts" in inspect.signature(export_folder).parameters:
+        # The on-device learning rate is measured on the evaluation split: labelled, never trained on,
+        # and never the test split (which only reports).
+        extra["texts"] = [(e.text, e.label) for e in ctx.examples("eval")]
+    result = export_folder(ctx.folder("distill"), ctx.folder("export"), ExportConfig(**ctx.config.export), **extra)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
     files = sorted(str(p.relative_to(ctx.run_dir)) for p in ctx.folder("export").iterdir())
     return {"files": files, "decisions": list(result.decisions), "skipped": dict(result.skipped),
             "precision_used": result.precision_used, "update": manifest.get("update_config"),
-            "learning_rate_search": manifest.get("learning_rate_search")}
+            "learning_rate_search": manifest.get("update_learning_rate")}
 
 
 def _check_run(ctx: Context, resume: bool) -> dict:
