@@ -88,6 +88,8 @@ EXPORT_HELP = {
     "max_length": "fixed input length of the Core ML models",
     "precision": "compute precision (fp16 is checked first and falls back to fp32 when unsafe)",
     "optimizer": "on-device update optimizer", "learning_rate": "on-device update learning rate",
+    "learning_rate_candidates": "on-device learning rates tried by the simulated update when learning_rate is unset",
+    "learning_rate_texts": "labelled texts the on-device learning rate is measured on (default in a build: the eval split)",
     "learning_rate_range": "the range the app may set the on-device learning rate in",
     "batch_size": "on-device update mini-batch size", "epochs": "on-device update epochs", "momentum": "SGD momentum",
     "build_classifier": "write Classifier.mlpackage", "build_encoder": "write Encoder.mlpackage",
