@@ -19,7 +19,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import coremltools as ct
 import torch
@@ -36,6 +36,7 @@ from export.coreml_models import (
     convert_encoder_neuralnetwork,
 )
 from export.fp16_check import Fp16Check, check_fp16, sample_inputs
+from export.learning_rate import DEFAULT_CANDIDATES, LearningRateChoice, choose
 from export.manifest import MANIFEST_NAME, build_manifest
 from export.model_folder import ExportInputError, ModelFolder, read_model_folder
 from export.shell.common import ShellConfigError
@@ -69,7 +70,11 @@ class ExportConfig:
     max_length: int = _flag("--max-length", 128)
     precision: Literal["fp32", "fp16"] = _flag("--precision", "fp32")
     optimizer: Literal["sgd", "adam"] = _flag("--optimizer", "sgd")
-    learning_rate: float = _flag("--learning-rate", 0.01)
+    #: None: chosen at export by measurement among ``learning_rate_candidates`` (export.learning_rate)
+    learning_rate: Optional[float] = _flag("--learning-rate", None)
+    learning_rate_candidates: tuple[float, ...] = DEFAULT_CANDIDATES
+    #: texts (.txt/.jsonl/.csv) for that measurement; None: export_folder's ``texts``, else check's samples
+    learning_rate_texts: Optional[str] = _flag("--learning-rate-texts", None)
     learning_rate_range: tuple[float, float] = (1e-6, 1.0)
     batch_size: int = _flag("--update-batch-size", 8)
     epochs: int = _flag("--update-epochs", 10)
@@ -106,17 +111,24 @@ class ExportConfig:
             raise ValueError(f"{self.flag_for('fp16_check_samples')} must be at least 1 (got {self.fp16_check_samples})")
         if not (self.build_classifier or self.build_encoder or self.build_updatable_head or self.build_updatable_pipeline):
             raise ValueError("ExportConfig: nothing to build (all build_* flags are False)")
+        if not self.learning_rate_candidates:
+            raise ValueError("ExportConfig.learning_rate_candidates is empty")
         try:
             self.update_params()
+            for rate in self.learning_rate_candidates if self.learning_rate is None else ():
+                self.update_params(rate)
         except UpdateParamsError as exc:
             if exc.field is None:
                 raise ValueError(f"ExportConfig: {exc}") from exc
             raise ValueError(f"{self.flag_for(exc.field)} {exc.problem}") from exc
 
-    def update_params(self) -> UpdateParams:
+    def update_params(self, learning_rate: Optional[float] = None) -> UpdateParams:
+        """The head's update parameters with ``learning_rate`` (default: the configured one, or 0.01
+        while it is still to be measured)."""
+        rate = learning_rate if learning_rate is not None else self.learning_rate
         return UpdateParams(
             optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
+            learning_rate=UpdateParams.learning_rate if rate is None else rate,
             learning_rate_range=tuple(self.learning_rate_range),
             batch_size=self.batch_size,
             epochs=self.epochs,
@@ -156,8 +168,11 @@ class ExportResult:
 
 
 def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
-                  config: Optional[ExportConfig] = None) -> ExportResult:
+                  config: Optional[ExportConfig] = None, texts: Optional[Sequence[Any]] = None) -> ExportResult:
     """Export a Hugging Face BERT/MobileBERT sequence-classifier folder to Core ML.
+
+    ``texts`` (strings or ``(text, label)`` pairs) are what the on-device learning rate is measured
+    on when ``config.learning_rate`` is None (see ``export.learning_rate``).
 
     Raises ``ExportInputError`` for a bad input folder (message names the file/field and the fix)
     and ``UpdatableRuleError`` if the updatable head would be refused by Core ML.
@@ -187,13 +202,19 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
 
     labels = list(folder.labels)
     embedding_size = int(shell.embedding_size)
-    params = config.update_params()
     files: dict[str, Path] = {}
     skipped: dict[str, str] = {}
     extra: dict[str, dict[str, Any]] = {}
     meta_common = _user_metadata(folder, config, precision)
 
     with staged_directory(out_dir) as stage:
+        copied = _copy_tokenizer(folder, stage, config.max_length)
+        tokenizer_manifest = folder.tokenizer.manifest(VOCAB_FILE, copied)
+        rate = _learning_rate(shell, labels, stage, tokenizer_manifest, config, texts)
+        params = config.update_params(rate.chosen)
+        decisions.append(f"on-device learning rate {rate.chosen:g}: " + (
+            "fixed by --learning-rate" if rate.fixed_by_user else
+            f"lowest held-out loss of {', '.join(f'{c:g}' for c in rate.candidates)} ({rate.texts})"))
         if config.build_classifier:
             model = convert_classifier(shell, labels, config.max_length, precision)
             apply_metadata(model, _metadata(folder, config, meta_common, "text classifier: tokens -> label, probabilities"))
@@ -236,13 +257,12 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
                 }
                 decisions.append(f"updatable pipeline written; recommended compute units: {nn_compute_units}")
 
-        copied = _copy_tokenizer(folder, stage, config.max_length)
         manifest = build_manifest(
             model_type=folder.model_type,
             labels=labels,
             max_length=config.max_length,
             embedding_size=embedding_size,
-            tokenizer=folder.tokenizer.manifest(VOCAB_FILE, copied),
+            tokenizer=tokenizer_manifest,
             precision={"requested": config.precision, "used": precision,
                        "fp16_check": check.as_dict() if check else None, "notes": notes},
             files=files,
@@ -262,6 +282,7 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             "allowed_batch_sizes": list(params.allowed_batch_sizes), "epochs": params.epochs,
             "allowed_epochs": list(params.allowed_epochs), "momentum": params.momentum, "shuffle": params.shuffle,
         }
+        manifest["update_learning_rate"] = rate.as_manifest()
         write_json_atomic(stage / MANIFEST_NAME, manifest)
 
     final = {role: out_dir / path.name for role, path in files.items()}
@@ -342,6 +363,39 @@ def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig) -> Fp16Che
         exclude_ids=[tok.id for tok in specials.values()],
     )
     return check_fp16(shell, ids, mask, prob_tolerance=config.fp16_prob_tolerance)
+
+
+def _learning_rate(shell, labels: list, stage: Path, tokenizer_manifest: dict, config: ExportConfig,
+                   texts: Optional[Sequence[Any]]) -> LearningRateChoice:
+    """The user's ``--learning-rate``, else the candidate the simulated update measures best.
+
+    Texts are tokenised with the tokenizer files just written into the export (what the app ships).
+    """
+    if config.learning_rate is not None:
+        return LearningRateChoice(chosen=float(config.learning_rate), fixed_by_user=True)
+    if not (config.build_updatable_head or config.build_updatable_pipeline):
+        return LearningRateChoice(chosen=float(config.update_params().learning_rate), fixed_by_user=False,
+                                  texts="not measured: no updatable model is built")
+    from export.check.inputs import load_tokenizer, tokenize
+    from export.updatable_head import HeadNames
+
+    manifest = {"max_length": config.max_length, "tokenizer": tokenizer_manifest}
+    tokenizer = load_tokenizer(stage, manifest)
+    weight = shell.classifier.weight.detach().cpu().numpy()
+    bias = shell.classifier.bias.detach().cpu().numpy()
+
+    def pooled(rows: list[str]):
+        batch = tokenize(tokenizer, rows, manifest)
+        ids = torch.from_numpy(batch.input_ids.astype("int64"))
+        mask = torch.from_numpy(batch.attention_mask.astype("int64"))
+        with torch.no_grad():
+            vectors = shell.pooled(ids, mask)
+            predicted = shell.classifier(vectors).argmax(dim=-1)
+        return vectors.numpy(), predicted.numpy()
+
+    names = HeadNames()
+    return choose(lambda rate: build_updatable_head(weight, bias, labels, config.update_params(rate)), pooled,
+                  labels, config.learning_rate_candidates, texts, config.learning_rate_texts, names.input, names.label)
 
 
 def _spec_model(spec) -> ct.models.MLModel:

@@ -27,7 +27,7 @@ from export.nnexec.errors import (
     UnsupportedModelError,
 )
 from export.nnexec.features import prepare_array_input, shape_output
-from export.nnexec.registry import DATA_MOVEMENT, HANDLERS, NOT_SIMULATED
+from export.nnexec.registry import DATA_MOVEMENT, HANDLERS
 from export.nnexec.spec_io import ModelLike, load_spec, model_type, network_of
 from export.nnexec.weights import FP16_MAX, round_to_fp16
 
@@ -110,7 +110,7 @@ class NeuralNetworkExecutor:
         for layer in layers:
             kind = layer.WhichOneof("layer") or "<unset>"
             if kind not in HANDLERS:
-                raise UnsupportedLayerError(layer.name, kind, NOT_SIMULATED.get(kind, "unknown layer type"))
+                raise UnsupportedLayerError(layer.name, kind, "not a layer kind export writes")
             if layer.name in seen:
                 raise UnsupportedModelError(f"two layers are named {layer.name!r}; layer names must be unique")
             seen.add(layer.name)

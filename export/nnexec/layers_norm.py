@@ -51,64 +51,6 @@ def mvn(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
     return [_normalize(x, axes, eps, p.normalizeVariance)]
 
 
-def layer_normalization(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
-    x = inputs[0]
-    p = call.params
-    shape = tuple(int(v) for v in p.normalizedShape)
-    if x.shape[x.ndim - len(shape):] != shape:
-        raise call.fail(f"normalizedShape {list(shape)} is not the tail of input shape {x.shape}")
-    axes = tuple(range(-len(shape), 0))
-    count = int(np.prod(shape))
-    gamma = call.weight("gamma", count).reshape(shape)
-    beta = call.weight("beta", count).reshape(shape)
-    return [(_normalize(x, axes, p.eps) * gamma + beta).astype(np.float32)]
-
-
-def batchnorm(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
-    x = inputs[0]
-    p = call.params
-    if x.ndim < 3 or x.shape[-3] != p.channels:
-        raise call.fail(f"channel axis -3 of {x.shape} != channels {p.channels}")
-    eps = p.epsilon if p.epsilon != 0 else 1e-5
-    c = p.channels
-    gamma = call.weight("gamma", c).reshape(-1, 1, 1)
-    beta = call.weight("beta", c).reshape(-1, 1, 1)
-    if p.computeMeanVar:
-        axes = (-2, -1) if p.instanceNormalization else tuple(a for a in range(-x.ndim, 0) if a != -3)
-        mean = np.mean(x, axis=axes, keepdims=True)
-        var = np.var(x, axis=axes, keepdims=True)
-    else:
-        mean = call.weight("mean", c).reshape(-1, 1, 1)
-        var = call.weight("variance", c).reshape(-1, 1, 1)
-    return [(gamma * (x - mean) / np.sqrt(var + np.float32(eps)) + beta).astype(np.float32)]
-
-
-def l2_normalize(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
-    x = inputs[0]
-    if x.ndim < 3:
-        raise call.fail(f"needs rank >= 3, got shape {x.shape}")
-    eps = call.params.epsilon if call.params.epsilon != 0 else 1e-6
-    norm = np.sqrt(np.sum(np.square(x), axis=(-3, -2, -1), keepdims=True) + np.float32(eps))
-    return [(x / norm).astype(np.float32)]
-
-
-def lrn(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
-    x = inputs[0]
-    p = call.params
-    if x.ndim < 3:
-        raise call.fail(f"needs rank >= 3, got shape {x.shape}")
-    n = int(p.localSize)
-    k = p.k if p.k != 0 else 1.0
-    before = (n - 1) // 2
-    sq = np.square(x)
-    pad = [(0, 0)] * x.ndim
-    pad[-3] = (before, n - 1 - before)
-    padded = np.pad(sq, pad)
-    c = x.shape[-3]
-    window = sum(padded[..., i:i + c, :, :] for i in range(n))
-    return [(x / np.power(k + p.alpha / n * window, p.beta)).astype(np.float32)]
-
-
 def _chw_param(call: LayerCall, values: np.ndarray, shape: Sequence[int], x: np.ndarray) -> np.ndarray:
     """A scale/bias of shape [1], [C], [1, H, W] or [C, H, W] laid out against the last 3 axes."""
     shape = tuple(int(v) for v in shape) or (1,)
@@ -129,20 +71,9 @@ def scale(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
     return [y.astype(np.float32)]
 
 
-def bias(call: LayerCall, inputs: Sequence[np.ndarray]) -> list:
-    p = call.params
-    values = call.weight("bias", int(np.prod(list(p.shape) or [1])))
-    return [(inputs[0] + _chw_param(call, values, p.shape, inputs[0])).astype(np.float32)]
-
-
 HANDLERS = {
     "softmax": softmax,
     "softmaxND": softmax_nd,
     "mvn": mvn,
-    "layerNormalization": layer_normalization,
-    "batchnorm": batchnorm,
-    "l2normalize": l2_normalize,
-    "lrn": lrn,
     "scale": scale,
-    "bias": bias,
 }

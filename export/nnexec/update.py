@@ -76,6 +76,8 @@ class UpdateResult:
     spec: Any
     path: Optional[Path]
     trained: str = "model"
+    #: mean loss on the ``held_out`` examples before training and after each epoch (empty without them)
+    held_out_losses: tuple = ()
 
     @property
     def epoch_losses(self) -> list:
@@ -96,6 +98,7 @@ class UpdateResult:
             "initial_loss": self.initial_loss,
             "final_loss": self.final_loss,
             "weight_change": dict(self.weight_change),
+            "held_out_losses": list(self.held_out_losses),
             "path": str(self.path) if self.path else None,
         }
 
@@ -256,7 +259,7 @@ def _mean_loss(executor: NeuralNetworkExecutor, config: UpdateConfig, path: _Tra
 
 # -- public ----------------------------------------------------------------------------------------
 
-def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> UpdateResult:
+def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]], held_raw: Sequence = ()) -> UpdateResult:
     """Train the NeuralNetwork ``spec`` in place on validated-by-name raw examples (the caller fills
     in which model was trained, the whole trained spec and where it was saved)."""
     config = read_update_config(spec)
@@ -272,6 +275,8 @@ def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> Upd
     start = {key: executor.store.get(layers[key[0]], key[1]).astype(np.float64) for key in keys}
     weights = dict(start)
     initial = _mean_loss(executor, config, path, examples)
+    held = _prepare(list(held_raw), config, executor) if held_raw else []
+    held_losses = [_mean_loss(executor, config, path, held)] if held else []
     rng = np.random.default_rng(config.seed)
     size = config.mini_batch_size
     reports = []
@@ -293,12 +298,15 @@ def _train(spec: Any, raw: list, parameters: Optional[Mapping[str, Any]]) -> Upd
             batch_losses.append(float(np.mean(losses)))
             counts.append(len(chunk))
         reports.append(EpochReport(epoch + 1, float(np.average(batch_losses, weights=counts)), tuple(batch_losses)))
+        if held:
+            held_losses.append(_mean_loss(executor, config, path, held))
     final = _mean_loss(executor, config, path, examples)
     for name, field in keys:
         layer = layers[name]
         encode_fp32(getattr(getattr(layer, layer.WhichOneof("layer")), field), executor.store.get(layer, field))
     change = {f"{n}.{f}": float(np.max(np.abs(weights[(n, f)] - start[(n, f)]))) for (n, f) in keys}
-    return UpdateResult(config, tuple(reports), initial, final, change, len(examples), spec=None, path=None)
+    return UpdateResult(config, tuple(reports), initial, final, change, len(examples), spec=None, path=None,
+                        held_out_losses=tuple(held_losses))
 
 
 def _pipeline_examples(spec: Any, raw: list) -> tuple[Any, list, str]:
@@ -330,7 +338,7 @@ def _pipeline_examples(spec: Any, raw: list) -> tuple[Any, list, str]:
 
 
 def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping[str, Any]] = None,
-                    output_path: Optional[Union[str, Path]] = None) -> UpdateResult:
+                    output_path: Optional[Union[str, Path]] = None, held_out: Optional[Batch] = None) -> UpdateResult:
     """Train a copy of ``model`` on ``batch`` as ``MLUpdateTask`` would; optionally save it.
 
     ``model`` is an updatable NeuralNetwork(-Classifier/-Regressor), or an updatable pipeline whose
@@ -340,7 +348,9 @@ def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping
     must be ``str`` or ``int`` like the model's labels. ``parameters`` overrides update parameters
     by name (``epochs``, ``learning_rate``, ``mini_batch_size``, ``momentum``, ``beta1``, ``beta2``,
     ``eps``, ``shuffle``, ``seed``) within the ranges the model allows. ``output_path`` (a
-    ``.mlmodel``) receives the whole trained model, written atomically.
+    ``.mlmodel``) receives the whole trained model, written atomically. ``held_out`` (same form as
+    ``batch``, never trained on) is scored before training and after every epoch
+    (``UpdateResult.held_out_losses``): how the export chooses the on-device learning rate.
     """
     from coremltools.proto import Model_pb2
 
@@ -349,10 +359,13 @@ def simulate_update(model: ModelLike, batch: Batch, parameters: Optional[Mapping
     raw = _examples_of(batch)
     if not raw:
         raise InputError("the training batch is empty")
+    held = _examples_of(held_out) if held_out is not None else []
     if model_type(spec) in PIPELINE_TYPES:
         target, raw, trained = _pipeline_examples(spec, raw)
+        if held:
+            held = _pipeline_examples(spec, held)[1]
     else:
         target, trained = spec, "model"
-    done = _train(target, raw, parameters)
+    done = _train(target, raw, parameters, held)
     saved = save_spec_atomic(spec, output_path) if output_path is not None else None
     return replace(done, spec=spec, path=saved, trained=trained)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Union
 from export.nnexec.errors import UpdateConfigError
 from export.nnexec.spec_io import NN_TYPES, model_type
 
-TRAINABLE_LAYERS = ("innerProduct", "convolution")
+TRAINABLE_LAYERS = ("innerProduct",)  # our head; Core ML also trains convolution, which we never write
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,9 @@ def _check_updatable_layer(layer: Any) -> None:
     kind = layer.WhichOneof("layer")
     if kind not in TRAINABLE_LAYERS:
         raise UpdateConfigError(f"layer {layer.name!r} ({kind}) is marked updatable; only "
-                                f"{' and '.join(TRAINABLE_LAYERS)} layers can be trained by Core ML")
+                                f"innerProduct (and convolution) layers can be trained by Core ML, and the "
+                                f"simulator trains innerProduct, the only one export writes")
     params = getattr(layer, kind)
-    if kind == "convolution" and params.isDeconvolution:
-        raise UpdateConfigError(f"layer {layer.name!r}: updatable deconvolution is not simulated")
     fields = ["weights"] + (["bias"] if params.hasBias else [])
     for field in fields:
         weights = getattr(params, field)

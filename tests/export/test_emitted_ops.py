@@ -20,6 +20,7 @@ from export_test_utils import MAX_LENGTH, WORDS, bert_config, mobilebert_config,
 from export.coreml_models import convert_classifier, convert_encoder_neuralnetwork
 from export.mlprogram.interpreter import MLProgramExecutor
 from export.mlprogram.ops import supported_ops
+from export.nnexec.layers_elementwise import ACTIVATIONS
 from export.nnexec.registry import supported_layer_types
 from export.shell import build_shell
 from export.shell.common import SUPPORTED_ACTIVATIONS
@@ -54,6 +55,9 @@ def test_every_emitted_op_and_layer_is_supported(variant, tmp_path):
                                                 else config.hidden_size, fp16_safe=False)
     emitted = {layer.WhichOneof("layer") for layer in network.neuralNetwork.layers}
     assert emitted <= set(supported_layer_types()), emitted - set(supported_layer_types())
+    kinds = {layer.activation.WhichOneof("NonlinearityType") for layer in network.neuralNetwork.layers
+             if layer.WhichOneof("layer") == "activation"}
+    assert kinds <= set(ACTIVATIONS), kinds - set(ACTIVATIONS)
 
 
 def test_the_updatable_head_uses_only_supported_layers(bert_export):

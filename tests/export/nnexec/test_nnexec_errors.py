@@ -19,10 +19,10 @@ def test_unknown_layer_type_names_layer_and_type():
         load_executor(nb.spec)
 
 
-def test_known_but_unsimulated_layer_says_why():
+def test_a_layer_kind_export_never_writes_is_refused_naming_it():
     nb = make_builder([("x", (1, 3))])
     nb.add_random_normal_like("noise", "x", "out")
-    with pytest.raises(UnsupportedLayerError, match=r"'noise' of type 'randomNormalLike'.*cannot be reproduced"):
+    with pytest.raises(UnsupportedLayerError, match=r"'noise' of type 'randomNormalLike'.*not a layer kind export writes"):
         load_executor(nb.spec)
 
 
@@ -69,7 +69,7 @@ def test_pipeline_feeds_each_stage_the_features_so_far(tmp_path):
     first = make_builder([("x", (2, 3))], outputs=("h",))
     first.add_activation("double", "LINEAR", "x", "h", params=[2.0, 0.0])
     second = make_builder([("h", (2, 3))], outputs=("y",))
-    second.add_unary("sq", "h", "y", mode="power", alpha=2.0)
+    second.add_elementwise("sq", ["h", "h"], "y", mode="MULTIPLY")
     first.spec.description.output[0].type.multiArrayType.shape.extend([2, 3])
     pipe = Pipeline([("x", datatypes.Array(2, 3))], [("y", datatypes.Array(2, 3))])
     pipe.add_model(first.spec)

@@ -45,11 +45,11 @@ def test_nan_is_reported_where_inf_minus_inf_happens():
     nb = make_builder([("x", (4,))])
     weights = np.full((2, 4), 30000.0, dtype=np.float32)
     nb.add_inner_product("a", weights, None, 4, 2, False, "x", "ya")
-    nb.add_inner_product("b", weights, None, 4, 2, False, "x", "yb")
-    nb.add_subtract_broadcastable("diff", ["ya", "yb"], "out")
+    nb.add_inner_product("b", -weights, None, 4, 2, False, "x", "yb")
+    nb.add_add_broadcastable("diff", ["ya", "yb"], "out")
     report = fp16_report(nb.spec, [{"x": np.ones(4, dtype=np.float32)}])
     assert report.first_overflow_layer == "a (innerProduct)"
-    assert report.first_nan_layer == "diff (subtractBroadcastable)"
+    assert report.first_nan_layer == "diff (addBroadcastable)"  # inf + (-inf)
     assert not report.outputs_finite and not report.safe
 
 

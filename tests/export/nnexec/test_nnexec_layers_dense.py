@@ -82,58 +82,12 @@ def test_embedding_nd_rejects_an_index_outside_the_vocabulary():
             "emb", "ids", "out", vocab_size=11, embedding_size=2, W=rand(2, 11)))
 
 
-def test_legacy_embedding_rank5_with_bias():
-    table, bias = rand(4, 9, seed=1), rand(4, seed=2)  # [outputChannels, inputDim]
-    ids = np.array([2, 8, 0], dtype=np.float32).reshape(3, 1, 1, 1, 1)
-    out = run_single({"ids": ids}, lambda nb: nb.add_embedding("emb", table, bias, 9, 4, True, "ids", "out"))["out"]
-    assert out.shape == (3, 1, 4, 1, 1)
-    np.testing.assert_allclose(out[:, 0, :, 0, 0], table.T[[2, 8, 0]] + bias, atol=1e-6)
-
-
 CONV_CASES = [
     dict(cin=4, cout=3, k=1, stride=1, groups=1, pad=(0, 0, 0, 0), mode="valid", dil=1),
     dict(cin=4, cout=6, k=3, stride=2, groups=2, pad=(1, 1, 1, 1), mode="valid", dil=1),
     dict(cin=3, cout=2, k=3, stride=1, groups=1, pad=(2, 0, 1, 2), mode="valid", dil=2),
     dict(cin=4, cout=4, k=3, stride=1, groups=4, pad=(1, 1, 1, 1), mode="same", dil=1),
 ]
-
-
-@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"k{c['k']}s{c['stride']}g{c['groups']}{c['mode']}d{c['dil']}")
-def test_convolution_matches_torch_conv2d(case):
-    cin, cout, k, g = case["cin"], case["cout"], case["k"], case["groups"]
-    w, b = rand(cout, cin // g, k, k, seed=1), rand(cout, seed=2)
-    x = rand(1, cin, 7, 6, seed=3)
-    top, bottom, left, right = case["pad"]
-
-    def add(nb):
-        nb.add_convolution("conv", kernel_channels=cin // g, output_channels=cout, height=k, width=k,
-                           stride_height=case["stride"], stride_width=case["stride"], border_mode=case["mode"],
-                           groups=g, W=w.transpose(2, 3, 1, 0).copy(), b=b, has_bias=True, input_name="x",
-                           output_name="out", dilation_factors=[case["dil"]] * 2, padding_top=top,
-                           padding_bottom=bottom, padding_left=left, padding_right=right)
-
-    out = run_single({"x": x}, add)["out"]
-    xt = F.pad(torch.from_numpy(x), (left, right, top, bottom))
-    ref = F.conv2d(xt, torch.from_numpy(w), torch.from_numpy(b), stride=case["stride"], groups=g,
-                   dilation=case["dil"]).numpy()
-    if case["mode"] == "same":
-        ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding="same", groups=g).numpy()
-    assert out.shape == ref.shape
-    np.testing.assert_allclose(out, ref, atol=1e-5)
-
-
-def test_convolution_same_padding_with_stride_puts_the_extra_row_at_the_bottom():
-    w = rand(1, 1, 2, 2, seed=1)
-    x = rand(1, 1, 5, 5, seed=2)
-
-    def add(nb):
-        nb.add_convolution("conv", 1, 1, 2, 2, 2, 2, "same", 1, w.transpose(2, 3, 1, 0).copy(), None, False,
-                           input_name="x", output_name="out")
-
-    out = run_single({"x": x}, add)["out"]
-    # out = ceil(5/2) = 3, total pad = (3-1)*2 + 2 - 5 = 1 -> 0 on top/left, 1 bottom/right
-    ref = F.conv2d(F.pad(torch.from_numpy(x), (0, 1, 0, 1)), torch.from_numpy(w), stride=2).numpy()
-    np.testing.assert_allclose(out, ref, atol=1e-6)
 
 
 def test_fp16_stored_weights_are_decoded_exactly():

@@ -171,97 +171,6 @@ def test_adam_matches_pytorch_reference_and_torch_optim_adam_closely():
     assert np.abs(w_new.reshape(C, E) - w.detach().numpy()).max() < 1e-4  # differs only in where eps enters
 
 
-def test_conv_1x1_recipe_from_ct_convert_with_int64_labels():
-    """FACTS.md recipe (a): Conv2d(E, C, 1) on (1, E, 1, 1) + softmax(dim=1) converts to convolution -> softmax."""
-    torch.manual_seed(0)
-    head = torch.nn.Conv2d(E, C, 1)
-
-    class Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = head
-
-        def forward(self, x):
-            return torch.softmax(self.conv(x), dim=1)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(Head().eval(), torch.zeros(1, E, 1, 1))
-        mlmodel = ct.convert(traced, convert_to="neuralnetwork", inputs=[ct.TensorType(name="embedding",
-                             shape=(1, E, 1, 1))], classifier_config=ct.ClassifierConfig([10, 20, 30]))
-    spec = mlmodel.get_spec()
-    layers = spec.neuralNetworkClassifier.layers
-    assert [layer.WhichOneof("layer") for layer in layers] == ["convolution", "softmax"]
-    nb = NeuralNetworkBuilder(spec=spec)
-    nb.make_updatable([layers[0].name])
-    with _quiet():
-        nb.set_categorical_cross_entropy_loss("loss", input=spec.description.predictedProbabilitiesName)
-    nb.set_sgd_optimizer(SgdParams(lr=0.1, batch=4))
-    nb.set_epochs(2)
-    spec.neuralNetworkClassifier.updateParams.shuffle.defaultValue = False
-    config = read_update_config(spec)
-    assert config.target_feature == spec.description.predictedFeatureName and config.target_is_class_label
-
-    x, y = _data(3)
-    labels = [10, 20, 30]
-    batch = [{"embedding": x[i].reshape(1, E, 1, 1), spec.description.predictedFeatureName: labels[y[i]]}
-             for i in range(N)]
-    result = simulate_update(spec, batch)
-
-    w = head.weight.detach().double().clone().requires_grad_(True)
-    b = head.bias.detach().double().clone().requires_grad_(True)
-    xt, yt = torch.tensor(x, dtype=torch.float64).reshape(N, E, 1, 1), torch.tensor(y)
-    for _ in range(2):
-        for s in range(0, N, 4):
-            loss = F.cross_entropy(F.conv2d(xt[s:s + 4], w, b).reshape(-1, C), yt[s:s + 4])
-            w.grad = b.grad = None
-            loss.backward()
-            with torch.no_grad():
-                w -= 0.1 * w.grad
-                b -= 0.1 * b.grad
-    conv = result.spec.neuralNetworkClassifier.layers[0].convolution
-    assert np.abs(np.array(conv.weights.floatValue) - w.detach().numpy().ravel()).max() <= 1e-5
-    assert np.abs(np.array(conv.bias.floatValue) - b.detach().numpy()).max() <= 1e-5
-    assert result.final_loss < result.initial_loss
-
-
-def test_two_updatable_layers_with_relu_between_match_autograd():
-    rng = np.random.default_rng(4)
-    w1, b1 = rng.normal(size=(5, E)).astype(np.float32), rng.normal(size=5).astype(np.float32)
-    w2, b2 = rng.normal(size=(C, 5)).astype(np.float32), rng.normal(size=C).astype(np.float32)
-    nb = make_builder([("embedding", (E,))], outputs=("probs",), rank5=True)
-    nb.add_inner_product("d1", w1, b1, E, 5, True, "embedding", "h")
-    nb.add_activation("relu", "RELU", "h", "h2")
-    nb.add_inner_product("d2", w2, b2, 5, C, True, "h2", "logits")
-    nb.add_softmax("softmax", "logits", "probs")
-    nb.make_updatable(["d1", "d2"])
-    with _quiet():
-        nb.set_categorical_cross_entropy_loss("loss", input="probs")
-    nb.set_sgd_optimizer(SgdParams(lr=0.05, batch=N))
-    nb.set_epochs(3)
-    nb.spec.neuralNetwork.updateParams.shuffle.defaultValue = False
-    x, y = _data(5)
-    # non-classifier CE target: "<input>_true", an Int32 array of shape [1] holding the class index
-    result = simulate_update(nb.spec, [{"embedding": x[i], "probs_true": np.array([y[i]], np.int32)} for i in range(N)])
-
-    params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in (w1, b1, w2, b2)]
-    xt, yt = torch.tensor(x, dtype=torch.float64), torch.tensor(y)
-    for _ in range(3):
-        loss = F.cross_entropy(F.linear(F.relu(F.linear(xt, params[0], params[1])), params[2], params[3]), yt)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        with torch.no_grad():
-            for p in params:
-                p -= 0.05 * p.grad
-    got = {(layer.name, f): np.array(getattr(layer.innerProduct, f).floatValue)
-           for layer in result.spec.neuralNetwork.layers if layer.name in ("d1", "d2") for f in ("weights", "bias")}
-    expected = {("d1", "weights"): params[0], ("d1", "bias"): params[1], ("d2", "weights"): params[2],
-                ("d2", "bias"): params[3]}
-    for key, ref in expected.items():
-        assert np.abs(got[key] - ref.detach().numpy().ravel()).max() <= 1e-5, key
-
-
 def test_mse_regressor_matches_pytorch():
     rng = np.random.default_rng(6)
     w, b = rng.normal(size=(2, E)).astype(np.float32), rng.normal(size=2).astype(np.float32)
@@ -403,3 +312,18 @@ def test_updatable_pipeline_trains_only_its_last_model_on_frozen_features(tmp_pa
     np.testing.assert_allclose([probs[k] for k in LABELS], np.exp(logits) / np.exp(logits).sum(), atol=1e-5)
     with pytest.raises(InputError, match=r"'tokens': shape \(4,\) but the model declares \(1, 4\)"):
         simulate_update(spec, [{"tokens": tokens[0, 0], "label": "sport"}])
+
+
+def test_held_out_examples_are_scored_before_and_after_every_epoch_but_never_trained_on():
+    x, y = _data()
+    held_x, held_y = _data(seed=5)
+    spec = dense_head(SgdParams(lr=0.1, batch=8), epochs=3)
+    with_held = simulate_update(spec, _batch(x, y), held_out=_batch(held_x[:6], held_y[:6]))
+    without = simulate_update(spec, _batch(x, y))
+    assert len(with_held.held_out_losses) == 4 and without.held_out_losses == ()
+    for got, want in zip(_trained(with_held.spec), _trained(without.spec)):
+        np.testing.assert_allclose(got, want)  # scoring changes nothing
+    w, b = _params()
+    logits = held_x[:6].astype(np.float64) @ w.T + b
+    expected = float(F.cross_entropy(torch.tensor(logits), torch.tensor(held_y[:6])))
+    assert with_held.held_out_losses[0] == pytest.approx(expected, rel=1e-6)  # the untrained head's loss
