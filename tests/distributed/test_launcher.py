@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dp_helpers import ENV
-from mlx_distill.distributed import PEER_LOST, LaunchPlan, RankOutcome, add_flags, launch_plan, split_flags
+from mlx_distill.distributed import PEER_LOST, RankOutcome, add_flags, launch_plan, split_flags
 
 
 def flags(processes=1, hostfile=None, backend=None):
