@@ -87,7 +87,8 @@ class ReportSettings:
 EXPORT_HELP = {
     "max_length": "fixed input length of the Core ML models",
     "precision": "compute precision (fp16 is checked first and falls back to fp32 when unsafe)",
-    "optimizer": "on-device update optimizer", "learning_rate": "on-device update learning rate",
+    "optimizer": "on-device update optimizer",
+    "learning_rate": "on-device update learning rate (unset: chosen at export by a simulated update, when measurable)",
     "learning_rate_candidates": "on-device learning rates tried by the simulated update when learning_rate is unset",
     "learning_rate_texts": "labelled texts the on-device learning rate is measured on (default in a build: the eval split)",
     "learning_rate_range": "the range the app may set the on-device learning rate in",
@@ -278,6 +279,8 @@ def load_build_config(path: str | Path) -> BuildConfig:
         from export.pipeline import ExportConfig  # torch side: only when there is something to check
 
         (export,), _ = section("export", [ExportConfig], skip=_EXPORT_OWNED)
+        if export.get("learning_rate_texts"):  # a file, relative to the build file like every other path
+            export["learning_rate_texts"] = file("export.learning_rate_texts", export["learning_rate_texts"], _DATA)
         make(ExportConfig, export, ("export",))
 
     (report_values,), _ = section("report", [ReportSettings])
