@@ -3,7 +3,6 @@ the file, the line and the key, exit code 1, and nothing written."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
