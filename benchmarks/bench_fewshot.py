@@ -89,8 +89,10 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=float, default=20)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--student-preset", default="mobilebert-4l")
-    parser.add_argument("--student-epochs", type=float, default=6)
-    parser.add_argument("--student-lr", type=float, default=1e-3)
+    parser.add_argument("--student-epochs", type=float, default=10, help="passes over the labelled rows")
+    parser.add_argument("--transfer-epochs", type=float, default=3,
+                        help="passes when the transfer set is given (it is ~13x the labelled rows)")
+    parser.add_argument("--student-lr", type=float, default=3e-4)
     parser.add_argument("--labelled-repeats", type=int, default=1)
     parser.add_argument("--llm", help="LLM for the augment row (mlx-lm folder, cached repo id or .gguf)")
     parser.add_argument("--augment-per-label", type=int, default=20)
@@ -111,14 +113,14 @@ def main() -> int:
     rows.append({"row": "teacher (MiniLM-L6)", "test_accuracy": t["test"]["accuracy"], "agreement": None,
                  "seconds": seconds["teacher"]})
 
-    student_args = ["--teacher", teacher, *common, "--student-preset", args.student_preset,
-                    "--epochs", args.student_epochs, "--lr", args.student_lr]
+    student_args = ["--teacher", teacher, *common, "--student-preset", args.student_preset, "--lr", args.student_lr]
     variants = []
     if "labelled" not in args.skip:
-        variants.append(("student, labelled rows only", "student-labelled", []))
+        variants.append(("student, labelled rows only", "student-labelled", ["--epochs", args.student_epochs]))
     if "transfer" not in args.skip:
         variants.append(("student + transfer set", "student-transfer",
-                         ["--unlabeled", files["unlabeled"], "--labelled-repeats", args.labelled_repeats]))
+                         ["--unlabeled", files["unlabeled"], "--labelled-repeats", args.labelled_repeats,
+                          "--epochs", args.transfer_epochs]))
     if args.llm:
         synthetic = args.out / "synthetic.jsonl"
         seconds["augment"] = _cli("augment", "--train", files["labelled"], "--llm", args.llm, "--per-label",
@@ -126,7 +128,7 @@ def main() -> int:
         seconds["clean"] = _cli("clean", "--teacher", teacher, "--input", synthetic, "--out", args.out / "kept.jsonl")
         variants.append(("student + transfer + augment/clean", "student-augment",
                          ["--unlabeled", files["unlabeled"], "--labelled-repeats", args.labelled_repeats,
-                          "--synthetic", args.out / "kept.jsonl"]))
+                          "--synthetic", args.out / "kept.jsonl", "--epochs", args.transfer_epochs]))
     for name, folder, extra in variants:
         seconds[folder] = _cli("distill", *student_args, *extra, "--out", args.out / folder)
         r = _report(args.out / folder)
