@@ -141,18 +141,21 @@ def pick(curves: dict[float, list]) -> float:
     return min(finite, key=lambda rate: (round(finite[rate], 12), rate))
 
 
-def choose(make_head: Callable[[float], Any], pooled_fn: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
-           labels: Sequence[str], candidates: Sequence[float], texts: Optional[Sequence[Any]],
-           texts_file: Optional[Union[str, Path]], input_name: str, label_name: str) -> LearningRateChoice:
-    """Measure every candidate on the texts and return the choice (``pooled_fn``: texts -> (pooled, predicted))."""
+def resolve_rows(texts: Optional[Sequence[Any]], texts_file: Optional[Union[str, Path]]) -> tuple[list[Row], str]:
+    """(rows, where they came from): ``texts``, else the file, else check's fixed sample texts."""
     from export.check.config import DEFAULT_TEXTS
 
     if texts is not None:
-        rows, source = _rows(texts), f"{len(texts)} texts passed to export_folder"
-    elif texts_file is not None:
-        rows, source = read_texts(texts_file), str(texts_file)
-    else:
-        rows, source = [(t, None) for t in DEFAULT_TEXTS], "the fixed sample texts of export.check (DEFAULT_TEXTS)"
+        return _rows(texts), f"{len(texts)} texts passed to export_folder"
+    if texts_file is not None:
+        return read_texts(texts_file), str(texts_file)
+    return [(t, None) for t in DEFAULT_TEXTS], "the fixed sample texts of export.check (DEFAULT_TEXTS)"
+
+
+def choose(make_head: Callable[[float], Any], pooled_fn: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
+           labels: Sequence[str], candidates: Sequence[float], rows: Sequence[Row], source: str,
+           input_name: str, label_name: str) -> LearningRateChoice:
+    """Measure every candidate on the rows and return the choice (``pooled_fn``: texts -> (pooled, predicted))."""
     pooled, predicted = pooled_fn([text for text, _ in rows])
     targets, how = targets_for(rows, predicted, labels, source)
     curves = measure(make_head, pooled, targets, candidates, input_name, label_name)
