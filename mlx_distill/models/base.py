@@ -34,7 +34,7 @@ class EncoderModel(nn.Module):
         hidden_states = [x] if output_hidden_states else None
         attentions: list[mx.array] | None = [] if output_attentions else None
         for layer in self.encoder.layer:
-            x, probs = layer(x, mask)
+            x, probs = layer(x, mask, attentions is not None)
             if hidden_states is not None:
                 hidden_states.append(x)
             if attentions is not None:

@@ -62,9 +62,9 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def __call__(self, x: mx.array, mask: mx.array | None) -> tuple[mx.array, mx.array]:
+    def __call__(self, x: mx.array, mask: mx.array | None, need_probs: bool = True) -> tuple[mx.array, mx.array | None]:
         return multi_head_attention(
-            self.query(x), self.key(x), self.value(x), self.num_heads, mask, self.dropout
+            self.query(x), self.key(x), self.value(x), self.num_heads, mask, self.dropout, need_probs
         )
 
 
@@ -87,8 +87,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertDenseResidual(config.hidden_size, config)
 
-    def __call__(self, x: mx.array, mask: mx.array | None) -> tuple[mx.array, mx.array]:
-        context, probs = self.self(x, mask)
+    def __call__(self, x: mx.array, mask: mx.array | None, need_probs: bool = True) -> tuple[mx.array, mx.array | None]:
+        context, probs = self.self(x, mask, need_probs)
         return self.output(context, x), probs
 
 
@@ -109,8 +109,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertDenseResidual(config.intermediate_size, config)
 
-    def __call__(self, x: mx.array, mask: mx.array | None) -> tuple[mx.array, mx.array]:
-        attended, probs = self.attention(x, mask)
+    def __call__(self, x: mx.array, mask: mx.array | None, need_probs: bool = True) -> tuple[mx.array, mx.array | None]:
+        attended, probs = self.attention(x, mask, need_probs)
         return self.output(self.intermediate(attended), attended), probs
 
 

@@ -115,8 +115,12 @@ class MobileBertSelfAttention(nn.Module):
         self.value = nn.Linear(width if config.use_bottleneck_attention else config.hidden_size, width)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def __call__(self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None) -> tuple[mx.array, mx.array]:
-        return multi_head_attention(self.query(q), self.key(k), self.value(v), self.num_heads, mask, self.dropout)
+    def __call__(
+        self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, need_probs: bool = True
+    ) -> tuple[mx.array, mx.array | None]:
+        return multi_head_attention(
+            self.query(q), self.key(k), self.value(v), self.num_heads, mask, self.dropout, need_probs
+        )
 
 
 class DenseResidualNorm(nn.Module):
@@ -140,8 +144,8 @@ class MobileBertAttention(nn.Module):
         # HF drops the dropout here when bottlenecks are used.
         self.output = DenseResidualNorm(config, width, width, 0.0 if config.use_bottleneck else config.hidden_dropout_prob)
 
-    def __call__(self, q, k, v, layer_input, mask):
-        context, probs = self.self(q, k, v, mask)
+    def __call__(self, q, k, v, layer_input, mask, need_probs: bool = True):
+        context, probs = self.self(q, k, v, mask, need_probs)
         return self.output(context, layer_input), probs
 
 
@@ -228,12 +232,12 @@ class MobileBertLayer(nn.Module):
         if config.num_feedforward_networks > 1:
             self.ffn = [FFNLayer(config) for _ in range(config.num_feedforward_networks - 1)]
 
-    def __call__(self, x: mx.array, mask: mx.array | None) -> tuple[mx.array, mx.array]:
+    def __call__(self, x: mx.array, mask: mx.array | None, need_probs: bool = True) -> tuple[mx.array, mx.array | None]:
         if self.use_bottleneck:
             q, k, v, layer_input = self.bottleneck(x)
         else:
             q = k = v = layer_input = x
-        attended, probs = self.attention(q, k, v, layer_input, mask)
+        attended, probs = self.attention(q, k, v, layer_input, mask, need_probs)
         for ffn in self.get("ffn", []):
             attended = ffn(attended)
         return self.output(self.intermediate(attended), attended, x), probs
