@@ -301,12 +301,16 @@ class RankOutcome:
         return positive[0] if positive else 1
 
     def cause(self) -> tuple[int, int | None] | None:
-        """(rank, code) of the rank that failed first in kind: killed or vanished before one that
-        reported an error, before one that only lost its peers; None when every rank succeeded."""
-        killed = sorted([r for r, c in self.codes.items() if c < 0] + self.missing)
+        """(rank, code) of the rank that failed first in kind: killed (by anything but the
+        launcher's SIGTERM, which stops the other ranks once one fails) or vanished, before one
+        that reported an error, before one stopped by the launcher, interrupted, or that only lost
+        its peers; None when every rank succeeded."""
+        stopped = -signal.SIGTERM
+        killed = sorted([r for r, c in self.codes.items() if c < 0 and c != stopped] + self.missing)
         if killed:
             return killed[0], self.codes.get(killed[0])
-        for wanted in (lambda c: c not in (0, 130, PEER_LOST), lambda c: c == 130, lambda c: c == PEER_LOST):
+        for wanted in (lambda c: c > 0 and c not in (130, PEER_LOST), lambda c: c == stopped, lambda c: c == 130,
+                       lambda c: c == PEER_LOST):
             ranks = sorted(r for r, c in self.codes.items() if wanted(c))
             if ranks:
                 return ranks[0], self.codes[ranks[0]]

@@ -484,18 +484,17 @@ class Trainer:
             self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
             self.evals_since_best, self.stopped_early = state["evals_since_best"], state["stopped_early"]
 
-    def _scales(self, batches: list[dict[str, mx.array] | None]) -> list[dict[str, mx.array]]:
+    def _scales(self, batches: list[dict[str, mx.array]], real: list[bool] | None = None) -> list[dict[str, mx.array]]:
         """Per micro-batch, each loss part's share of the whole step (all micro-batches of all
-        ranks) times the number of ranks; put into each batch under ``scale.<part>``."""
-        local = [self.part_counts(b) if b is not None else None for b in batches]
-        names = sorted(next((c for c in local if c is not None), {}))
-        totals = sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in local if c is not None)
-        totals = all_sum(totals if not isinstance(totals, int) else mx.zeros(len(names)), self.world)
+        ranks) times the number of ranks; put into each batch under ``scale.<part>``. A stand-in
+        batch (``real`` False) counts zero, so its share is 0."""
+        real = real or [True] * len(batches)
+        local = [{k: v if ok else 0 * mx.array(v) for k, v in self.part_counts(b).items()}
+                 for b, ok in zip(batches, real)]
+        names = sorted(local[0])
+        totals = all_sum(sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in local), self.world)
         scales = []
         for b, counts in zip(batches, local):
-            if b is None:
-                scales.append({})
-                continue
             scale = {n: self.world.size * mx.array(counts[n], mx.float32) / mx.maximum(totals[i], 1e-12)
                      for i, n in enumerate(names)}
             b.update({SCALE_PREFIX + n: v for n, v in scale.items()})
@@ -503,13 +502,16 @@ class Trainer:
         return scales
 
     @staticmethod
-    def _slice(batch: dict[str, mx.array], world: World) -> dict[str, mx.array] | None:
-        """This rank's rows of a global batch (every entry has the rows on axis 0); None if none."""
+    def _slice(batch: dict[str, mx.array], world: World) -> tuple[dict[str, mx.array], bool]:
+        """(this rank's rows of a global batch, whether it has any). Every entry has the rows on
+        axis 0. A rank left without rows (a short last batch) gets the batch's first row as a
+        stand-in weighted 0: it computes like the others, so every rank's gradients and loss parts
+        have the same structure for the all-reduce, and adds exactly nothing."""
         sizes = [len(part) for part in np.array_split(np.arange(batch["attention_mask"].shape[0]), world.size)]
         start = sum(sizes[: world.rank])
         if sizes[world.rank] == 0:
-            return None
-        return {k: v[start: start + sizes[world.rank]] for k, v in batch.items()}
+            return {k: v[:1] for k, v in batch.items()}, False
+        return {k: v[start: start + sizes[world.rank]] for k, v in batch.items()}, True
 
     def _sharded_step(self, compute, apply):
         """One optimizer step over ``grad_accum_steps`` global micro-batches, each split across the
@@ -520,14 +522,14 @@ class Trainer:
         # its own rows: a batch is cut to its longest row, and the cut can change a row's numbers
         # (MobileBERT's trigram input sees the [PAD] embedding after a row's last token, or zeros
         # when the row ends the batch), so a shard must keep the global batch's length.
-        batches = [self._slice(self.make_batch(rows), self.world) if self.world.distributed
-                   else self.make_batch(rows) for rows in micro_batches]
+        if self.world.distributed:
+            batches, real = map(list, zip(*(self._slice(self.make_batch(rows), self.world) for rows in micro_batches)))
+        else:
+            batches, real = [self.make_batch(rows) for rows in micro_batches], [True] * len(micro_batches)
         all_rows = sum(len(rows) for rows in micro_batches)
-        scales = self._scales(batches) if self.part_counts is not None else None
+        scales = self._scales(batches, real) if self.part_counts is not None else None
         total, loss, parts, n_tokens = None, mx.array(0.0), {}, mx.array(0)
         for micro, (rows, batch) in enumerate(zip(local_rows, batches)):
-            if batch is None:
-                continue  # a short last batch can leave a rank nothing; it still joins the all-reduce
             self._seed_rng(micro)
             micro_loss, micro_parts, grads = compute(batch)
             if scales is not None:  # the objective applied each part's share itself (weighted_sum)
@@ -542,9 +544,8 @@ class Trainer:
             total = grads if total is None else tree_map(mx.add, total, grads)
             loss = loss + micro_loss
             parts = {k: parts.get(k, 0.0) + v * part_share[k] for k, v in micro_parts.items()}
-            n_tokens += batch["attention_mask"].sum()
-        if total is None:
-            total = tree_map(mx.zeros_like, self.module.trainable_parameters())
+            if real[micro]:
+                n_tokens += batch["attention_mask"].sum()
         if self.world.distributed:
             # One all-reduce for the gradients and the step's metrics together (average_gradients
             # packs same-dtype arrays into one buffer): the loss and parts carry the ranks' factor

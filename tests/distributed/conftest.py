@@ -23,7 +23,7 @@ def dp_inputs(tmp_path_factory, minilm_dir) -> Path:
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:30]))
     (root / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[30:42]))
     # Unlabelled rows make CE a mean over only some rows of each shard: the exact-combination case.
-    (root / "notes.txt").write_text("".join(r["text"] + "\n" for r in rows[42:60]))
+    (root / "notes.txt").write_text("".join(r["text"] + "\n" for r in rows[42:62]))
     save_real_vocab_bert(root / "teacher", labels, minilm_dir)
     (root / "student.json").write_text(json.dumps({
         "model_type": "mobilebert", "num_hidden_layers": 2, "hidden_size": 32, "embedding_size": 16,

@@ -79,6 +79,8 @@ def test_the_killed_rank_is_named_not_the_ranks_that_lost_it(tmp_path):
     assert "rank 1 of 2 ended without reporting" in vanished.message(2)
     network = RankOutcome({0: PEER_LOST, 1: PEER_LOST}, [], False, "[ring] Socket 3 was closed by the peer")
     assert "lost their connection to each other ([ring] Socket 3" in network.message(2)
+    # mlx.launch stops the surviving ranks with SIGTERM once one fails: the failed one is the cause
+    assert RankOutcome({0: 1, 1: -15}, [], printed_error=True).cause() == (0, 1)
     assert RankOutcome({0: 130, 1: 130}, [], False).exit_code() == 130
     assert RankOutcome({0: 0, 1: 0}, [], False).ok
 
