@@ -16,7 +16,7 @@ if [[ "${1:-}" == "--full" ]]; then
   shift
 fi
 if [[ -z "${MKL_NUM_THREADS:-}" ]]; then
-  read -r load cores < <(python -c "import os; print(os.getloadavg()[0], os.cpu_count())")
+  read -r load cores < <(python -c "import os; print(round(os.getloadavg()[0], 1), os.cpu_count())")
   if python -c "import sys; sys.exit(0 if $load > $cores / 2 else 1)"; then
     export MKL_NUM_THREADS=1 OMP_NUM_THREADS=1
     echo "bench_train.sh: busy machine (load $load on $cores cores): one thread per framework" >&2
