@@ -131,12 +131,14 @@ LENGTH_MULTIPLE = 8
 
 
 def batch_length(attention_mask: np.ndarray, multiple: int = LENGTH_MULTIPLE) -> int:
-    """The length a batch can be cut to: its longest row, rounded up to ``multiple``, at most the
-    padded length. Why: every text is padded to max_length, and short texts (to-do notes, support
+    """The length a batch can be cut to: its longest row plus one, rounded up to ``multiple``, at
+    most the padded length. Why: every text is padded to max_length, and short texts (to-do notes, support
     messages) are mostly padding; the cut positions are masked everywhere, so the result is the
     same (to float rounding) for a fraction of the work."""
     full = attention_mask.shape[-1]
-    longest = int(attention_mask.sum(axis=-1).max()) if attention_mask.size else full
+    # One position past the longest row: MobileBERT's trigram input lets each token see its right
+    # neighbour, so the last real token must still see a [PAD] token, as at the full length.
+    longest = int(attention_mask.sum(axis=-1).max()) + 1 if attention_mask.size else full
     return min(full, max(multiple, -(-longest // multiple) * multiple))
 
 
