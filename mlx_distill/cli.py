@@ -434,6 +434,10 @@ def build_parser(argv: list[str] | None = None, export_flags: bool | None = None
                               "for evaluation; repeatable")
     _add_training_args(distill, distill_defaults.train)
     distill.set_defaults(run=_cmd_distill, check_paths=_paths_training)
+    from mlx_distill import distributed
+
+    for command in (teacher, distill):
+        distributed.add_flags(command)  # --processes N / --hostfile FILE / --backend
 
     from mlx_distill import clean as clean_stage  # imports neither mlx nor torch until it runs
 
@@ -475,6 +479,11 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.check_paths(args)
+        from mlx_distill.distributed import relaunch
+
+        launched = relaunch(args, argv)  # --processes N / --hostfile FILE: the same command under mlx.launch
+        if launched is not None:
+            return launched
         code = args.run(args)
     except KeyboardInterrupt:
         code = 130
