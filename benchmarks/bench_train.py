@@ -87,9 +87,9 @@ class Work:
 
 WORK = {
     "student-4l": Work("student step, MobileBERT 4 layers", "mobilebert", MOBILEBERT_4L, "student", 16),
-    "student-24l": Work("student step, MobileBERT 24 layers", "mobilebert", {}, "student", 16, quick_batch=8),
+    "student-24l": Work("student step, MobileBERT 24 layers", "mobilebert", {}, "student", 16, quick_batch=4),
     "teacher-minilm": Work("teacher step, BERT shaped like MiniLM-L6", "bert", MINILM_L6, "teacher", 16),
-    "teacher-base": Work("teacher step, BERT-base shape", "bert", BERT_BASE, "teacher", 16, quick_batch=4),
+    "teacher-base": Work("teacher step, BERT-base shape", "bert", BERT_BASE, "teacher", 16, quick_batch=2),
     "cache-minilm": Work("teacher cache forward (+hidden, +attention), MiniLM-L6 shape", "bert", MINILM_L6, "cache", 32),
     "infer-b1": Work("student inference, MobileBERT 4 layers, batch 1", "mobilebert", MOBILEBERT_4L, "infer", 1),
     "infer-b32": Work("student inference, MobileBERT 4 layers, batch 32", "mobilebert", MOBILEBERT_4L, "infer", 32),
