@@ -7,6 +7,7 @@ lazily inside its command, so ``predict`` never pays for torch and ``export`` ne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -351,6 +352,7 @@ class _InterruptGuard:
 
     def __init__(self) -> None:
         self.requested = False
+        self.deferring = False
         self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame) -> None:
@@ -358,10 +360,35 @@ class _InterruptGuard:
             print(INTERRUPTED, file=sys.stderr, flush=True)
             os._exit(130)
         self.requested = True
-        raise KeyboardInterrupt
+        if not self.deferring:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Hold a Ctrl-C until the block ends. For importing torch and coremltools: an import cut
+        short is swallowed by their own try/excepts (the work then went on, ignoring Ctrl-C) or
+        leaves torch half-registered, and the next import aborts the process in C++."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.requested:
+            raise KeyboardInterrupt
 
     def restore(self) -> None:
         signal.signal(signal.SIGINT, self.previous)
+
+
+#: Commands that run the torch side (export/); they import it under ``_InterruptGuard.deferred``.
+_TORCH_COMMANDS = {"export", "check", "build", "demo"}
+
+
+def _import_torch_side(guard: "_InterruptGuard") -> None:
+    _quiet_coremltools()
+    with guard.deferred():
+        import export.check  # noqa: F401 - imported here, whole, so Ctrl-C cannot cut it short
+        import export.pipeline  # noqa: F401
 
 
 def build_parser(argv: list[str] | None = None, export_flags: bool | None = None) -> argparse.ArgumentParser:
@@ -470,6 +497,7 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
         args, extra = parser.parse_known_args(argv)
         if args.command == "export":
             args.check_paths(args)  # before torch is imported for the generated flags
+            _import_torch_side(guard)
             parser = build_parser(argv, export_flags=True)
             args, extra = parser.parse_known_args(argv)
         if extra:
@@ -479,6 +507,8 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.check_paths(args)
+        if args.command in _TORCH_COMMANDS:
+            _import_torch_side(guard)
         from mlx_distill.distributed import relaunch
 
         launched = relaunch(args, argv)  # --processes N / --hostfile FILE: the same command under mlx.launch
