@@ -93,3 +93,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json_lines(path: str | os.PathLike[str]) -> list[dict]:
+    """The records of a JSON-lines log we append to (metrics, stage log); [] when there is none.
+    A line torn by a kill is skipped: the log is a record of progress, not an input to trust."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlx_distill.fileio import atomic_write_json
+from mlx_distill.fileio import atomic_write_json, read_json_lines
 
 _CHUNK = 1 << 20
 
@@ -94,13 +94,4 @@ class StageStore:
             f.write(json.dumps(line) + "\n")
 
     def read_log(self) -> list[dict]:
-        path = self.folder / "log.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a kill
-        return out
+        return read_json_lines(self.folder / "log.jsonl")

@@ -7,7 +7,6 @@ for its confusion matrix. Paths are relative to the run folder, so the folder ca
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,11 @@ from typing import Any
 import numpy as np
 
 from mlx_distill.build import plots
-from mlx_distill.fileio import atomic_write_json, atomic_write_text
+from mlx_distill.fileio import atomic_write_json, atomic_write_text, read_json_lines
 
 
 def _metrics_log(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_json_lines(path)
 
 
 def _split(summary: dict) -> str:
