@@ -90,12 +90,9 @@ def _stage_config(args: argparse.Namespace, cls, defaults):
 def _read_splits(args: argparse.Namespace, seed: int):
     """(train, evaluation, test) examples from --train / --eval / --test, checked together:
     conflicting labels are an error, duplicates, leakage and odd labels are reported."""
-    from mlx_distill.data import check_labelled, read_examples, stratified_split
+    from mlx_distill.data import read_labelled, stratified_split
 
-    train = read_examples(args.train)
-    test = read_examples(args.test) if args.test else None
-    evaluation = read_examples(args.eval) if args.eval else None
-    checked = check_labelled(train, evaluation, test)
+    checked = read_labelled(args.train, args.eval, args.test)
     for warning in checked.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     train, evaluation, test = checked.train, checked.evaluation, checked.test

@@ -94,13 +94,10 @@ def _data_inputs(ctx: Context) -> dict[str, Any]:
 def _data_run(ctx: Context, resume: bool) -> dict:
     """Read, check (conflicts, duplicates, leakage, odd labels) and split; write the splits every
     later stage reads, so they all train and evaluate on exactly the same rows."""
-    from mlx_distill.data import check_labelled, read_examples, read_unlabeled, stratified_split
+    from mlx_distill.data import read_examples, read_labelled, read_unlabeled, stratified_split
 
     d = ctx.config.data
-    train = read_examples(d.train)
-    evaluation = read_examples(d.eval) if d.eval else None
-    test = read_examples(d.test) if d.test else None
-    checked = check_labelled(train, evaluation, test)
+    checked = read_labelled(d.train, d.eval, d.test)
     for warning in checked.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     train, evaluation, test = checked.train, checked.evaluation, checked.test

@@ -9,10 +9,12 @@ label is right); the rest are warnings as ``file:line: ...`` strings, counted, n
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from mlx_distill.data.files import read_examples
 from mlx_distill.data.normalise import normalise_text
 from mlx_distill.data.overlap import group_by_text
 from mlx_distill.data.records import DataError, Example, capped, problems_error
@@ -163,3 +165,11 @@ def _label_warnings(kept: dict[str, list[Example]], labels: Counter, warnings: l
             listed = " and ".join(f"{label!r} ({source})" for label, source in spellings.items())
             warnings.append(f"{next(iter(spellings.values()))}: labels {listed} differ only in case or spacing; "
                             "they are separate classes — use one spelling")
+
+
+def read_labelled(train: str | os.PathLike[str], evaluation: str | os.PathLike[str] | None = None,
+                  test: str | os.PathLike[str] | None = None) -> DataReport:
+    """Read the labelled files of a run and :func:`check_labelled` them together: what every
+    command and the build do before they split or train."""
+    return check_labelled(read_examples(train), read_examples(evaluation) if evaluation else None,
+                          read_examples(test) if test else None)
