@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mlx_distill.torch_side import quiet_coremltools
 from mlx_distill.paths import PathArg, refuse_overlap, require_file, require_folder, require_output_folder
 
 _DATA = "a .jsonl or .csv file with text,label"
@@ -161,25 +162,12 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_coremltools() -> None:
-    """coremltools logs import-time warnings that do not apply to us on Linux (no Core ML runtime
-    proxies, an untested-but-verified torch version, sklearn) and draws tqdm bars per conversion
-    pass; our commands report what matters themselves. Must run before coremltools is imported."""
-    import logging
-    import os
-    import warnings
-
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"coremltools\.")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-
-
 def _export_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``ExportConfig`` field that carries a flag; imports the torch side, so it is
     called only when the command is ``export``."""
     import dataclasses
 
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.pipeline import ExportConfig
 
     from mlx_distill.build.config import EXPORT_HELP
@@ -192,7 +180,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     # The torch / coremltools side; imported here only, so no other command pays for it.
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
     from mlx_distill.build.settings import given_values
@@ -217,7 +205,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     """Shape, parity (Core ML vs PyTorch shell vs MLX), extreme inputs, updatable rules, a simulated
     on-device update and fp16 range, for an export folder. Exit 0 only when every check passes."""
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.check import run_checks  # torch side
 
     from mlx_distill.predict import TextClassifier
@@ -382,7 +370,7 @@ _TORCH_COMMANDS = {"export", "check", "build", "demo"}
 
 
 def _import_torch_side(guard: "_InterruptGuard") -> None:
-    _quiet_coremltools()
+    quiet_coremltools()
     with guard.deferred():
         import export.check  # noqa: F401 - imported here, whole, so Ctrl-C cannot cut it short
         import export.pipeline  # noqa: F401

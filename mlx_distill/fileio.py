@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -30,13 +31,14 @@ def _is_disk_full(exc: BaseException, folder: Path) -> bool:
     # call that disk full only when the disk really is (nearly) full, so other bugs stay visible.
     if isinstance(exc, RuntimeError) and "Unable to write" in str(exc):
         try:
-            return shutil.disk_usage(_existing(folder)).free < 64 * 2**20
+            return shutil.disk_usage(existing_parent(folder)).free < 64 * 2**20
         except OSError:
             return False
     return False
 
 
-def _existing(path: Path) -> Path:
+def existing_parent(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing parent folder."""
     return next(p for p in [path, *path.absolute().parents] if p.exists())
 
 
@@ -108,3 +110,16 @@ def read_json_lines(path: str | os.PathLike[str]) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def hash_into(digest: "hashlib._Hash", path: str | os.PathLike[str]) -> None:
+    """Feed a file's bytes into ``digest`` in 4 MiB blocks (files here reach gigabytes)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    hash_into(digest, path)
+    return digest.hexdigest()

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlx_distill.fileio import existing_parent
+
 
 class PathError(ValueError):
     """A path argument of the wrong kind, or an output that would overwrite an input."""
@@ -66,7 +68,7 @@ def require_output_folder(arg: PathArg) -> None:
     path = arg.path.expanduser()
     if path.exists() and not path.is_dir():
         raise PathError(f"{arg}: is an existing file; the output must be a folder (give a new folder name)")
-    existing = next(p for p in [path, *path.absolute().parents] if p.exists())
+    existing = existing_parent(path)
     if not existing.is_dir():
         raise PathError(f"{arg}: {existing} is a file, so the folder cannot be created there")
     if not os.access(existing, os.W_OK):

@@ -41,10 +41,11 @@ def resolve_model(llm: str, cache_dir: str = "", gguf_dtype: str = "float32") ->
     converted once into the cache, or a Hugging Face repo id found in the local cache only."""
     path = Path(llm).expanduser()
     if path.suffix.lower() == ".gguf":
-        from mlx_distill.augment.gguf_convert import convert_gguf, file_sha256
+        from mlx_distill.augment.gguf_convert import convert_gguf
+        from mlx_distill.fileio import sha256_file
 
         folder = convert_gguf(path, cache_dir or None, gguf_dtype)
-        return folder, {"model": path.name, "gguf_sha256": file_sha256(path)}
+        return folder, {"model": path.name, "gguf_sha256": sha256_file(path)}
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--llm {llm}: folder has no config.json; pass an mlx-lm model folder")

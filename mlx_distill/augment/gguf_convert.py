@@ -25,7 +25,6 @@ the original Hugging Face checkpoint instead.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from mlx_distill.fileio import sha256_file
 
 #: Bump when the folder layout changes, so caches made by an older converter are not reused.
 CONVERTER_VERSION = 1
@@ -58,12 +59,6 @@ def default_cache_dir() -> Path:
     return base / "mlx_distill"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
@@ -79,7 +74,7 @@ def convert_gguf(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     if dtype not in DTYPES:
         raise ValueError(f"--gguf-dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = root / "gguf" / f"{file_sha256(path)[:32]}-{dtype}-v{CONVERTER_VERSION}"
+    target = root / "gguf" / f"{sha256_file(path)[:32]}-{dtype}-v{CONVERTER_VERSION}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -18,17 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlx_distill.fileio import atomic_write_json, read_json_lines
-
-_CHUNK = 1 << 20
-
-
-def hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from mlx_distill.fileio import atomic_write_json, read_json_lines, sha256_file
 
 
 def hash_tree(root: Path, exclude: tuple[str, ...] = ()) -> str:
@@ -36,13 +26,13 @@ def hash_tree(root: Path, exclude: tuple[str, ...] = ()) -> str:
     names top-level entries left out (``training``: checkpoints are not what downstream reads)."""
     root = Path(root)
     if root.is_file():
-        return hash_file(root)
+        return sha256_file(root)
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root)
         if relative.parts[0] in exclude or any(part.startswith(".") and part.endswith(".tmp") for part in relative.parts):
             continue
-        digest.update(str(relative).encode() + b"\0" + hash_file(path).encode() + b"\n")
+        digest.update(str(relative).encode() + b"\0" + sha256_file(path).encode() + b"\n")
     return digest.hexdigest()
 
 

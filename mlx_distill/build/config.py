@@ -273,9 +273,9 @@ def load_build_config(path: str | Path) -> BuildConfig:
     # [export]: ExportConfig lives on the torch side; its fields are read only when the table has keys
     export: dict[str, Any] = {}
     if table.get("export"):
-        from mlx_distill.build.stages import _quiet_coremltools
+        from mlx_distill.torch_side import quiet_coremltools
 
-        _quiet_coremltools()
+        quiet_coremltools()
         from export.pipeline import ExportConfig  # torch side: only when there is something to check
 
         (export,), _ = section("export", [ExportConfig], skip=_EXPORT_OWNED)

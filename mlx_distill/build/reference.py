@@ -26,9 +26,9 @@ def _tables():
     from mlx_distill.train.teacher import TeacherConfig
     from mlx_distill.train.trainer import TrainConfig
 
-    from mlx_distill.build.stages import _quiet_coremltools
+    from mlx_distill.torch_side import quiet_coremltools
 
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.pipeline import ExportConfig
 
     distill, teacher = DistillConfig(), TeacherConfig()

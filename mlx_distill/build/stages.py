@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mlx_distill.build.cache import hash_file, hash_tree
+from mlx_distill.build.cache import hash_tree
 from mlx_distill.build.config import BuildConfig
-from mlx_distill.fileio import atomic_write_json, atomic_write_text
+from mlx_distill.fileio import atomic_write_json, atomic_write_text, sha256_file
+from mlx_distill.torch_side import quiet_coremltools
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _files(paths: list[str]) -> list[str]:
-    return [hash_file(Path(p)) for p in paths]
+    return [sha256_file(Path(p)) for p in paths]
 
 
 def _write_jsonl(path: Path, rows) -> None:
@@ -86,8 +87,8 @@ def _write_jsonl(path: Path, rows) -> None:
 # ---- data ----------------------------------------------------------------------------------------
 def _data_inputs(ctx: Context) -> dict[str, Any]:
     d = ctx.config.data
-    return {"train": hash_file(Path(d.train)), "eval": hash_file(Path(d.eval)) if d.eval else None,
-            "test": hash_file(Path(d.test)) if d.test else None, "unlabeled": _files(d.unlabeled),
+    return {"train": sha256_file(Path(d.train)), "eval": sha256_file(Path(d.eval)) if d.eval else None,
+            "test": sha256_file(Path(d.test)) if d.test else None, "unlabeled": _files(d.unlabeled),
             "synthetic": _files(d.synthetic)}
 
 
@@ -193,7 +194,7 @@ def _distill_inputs(ctx: Context) -> dict[str, Any]:
     return {"unlabeled": _files(ctx.config.data.unlabeled),
             "synthetic": _files(ctx.config.data.synthetic),  # clean's / augment's rows: their output hashes
             "student": hash_tree(Path(s.student)) if s.student else None,
-            "student_config": hash_file(Path(s.student_config)) if s.student_config else None}
+            "student_config": sha256_file(Path(s.student_config)) if s.student_config else None}
 
 
 def _distill_run(ctx: Context, resume: bool) -> dict:
@@ -216,20 +217,8 @@ def _distill_run(ctx: Context, resume: bool) -> dict:
 
 
 # ---- export and check (the torch side, imported only here) -----------------------------------------
-def _quiet_coremltools() -> None:
-    """coremltools' import-time notes do not apply to us on Linux, and it draws a tqdm bar per
-    conversion pass; the stage reports what matters itself."""
-    import logging
-    import os
-    import warnings
-
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"coremltools\.")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-
-
 def _export_run(ctx: Context, resume: bool) -> dict:
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
     import inspect
@@ -250,7 +239,7 @@ def _export_run(ctx: Context, resume: bool) -> dict:
 
 
 def _check_run(ctx: Context, resume: bool) -> dict:
-    _quiet_coremltools()
+    quiet_coremltools()
     from export.check import run_checks
 
     from mlx_distill.predict import TextClassifier
@@ -278,7 +267,7 @@ STAGES: list[Stage] = [
     Stage("teacher", "fine-tune the teacher", ("data",), lambda c: _plain(c.config.teacher),
           lambda c: {"model": hash_tree(c.config.teacher_model)}, _teacher_run, exclude=("training",)),
     Stage("clean", "the teacher judges the synthetic rows", ("teacher", "augment"), lambda c: c.config.clean,
-          lambda c: {"input": hash_file(c.config.clean_input) if c.config.clean_input else None}, _clean_run),
+          lambda c: {"input": sha256_file(c.config.clean_input) if c.config.clean_input else None}, _clean_run),
     Stage("distill", "distil into the MobileBERT student", ("data", "teacher", "clean", "augment"), _distill_settings,
           _distill_inputs, _distill_run, exclude=("training",)),
     Stage("export", "Core ML files + manifest", ("distill",), lambda c: c.config.export, lambda c: {}, _export_run),

@@ -24,7 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_distill.distributed import World, barrier, broadcast_json, world as current_world
-from mlx_distill.fileio import disk_full_guard, fsync_path
+from mlx_distill.fileio import disk_full_guard, fsync_path, hash_into, sha256_file
 from mlx_distill.models import LoadedModel
 from mlx_distill.models.checkpoint import INDEX_FILE, SINGLE_FILE
 from mlx_distill.train.batching import EncodedDataset, sequential_batches
@@ -56,22 +56,18 @@ def _compact(name: str, values: mx.array) -> mx.array:
     return values if name == "logits" else values.astype(mx.float16)
 
 
-def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
 
 
 def cache_key(teacher_dir: Path, dataset: EncodedDataset, spec: CacheSpec) -> str:
     """sha256 of (teacher config + weights, token ids + masks, spec) — ids already encode the texts
     *and* the max length and tokenizer, so any change there gives a new key."""
     digest = hashlib.sha256()
-    _hash_file(digest, teacher_dir / "config.json")
+    hash_into(digest, teacher_dir / "config.json")
     weights = [teacher_dir / SINGLE_FILE] if (teacher_dir / SINGLE_FILE).exists() else sorted(
         {teacher_dir / f for f in json.loads((teacher_dir / INDEX_FILE).read_text())["weight_map"].values()}
     )
     for path in weights:
-        _hash_file(digest, path)
+        hash_into(digest, path)
     digest.update(np.ascontiguousarray(dataset.input_ids).tobytes())
     digest.update(np.ascontiguousarray(dataset.attention_mask).tobytes())
     spec_fields = {k: v for k, v in asdict(spec).items() if k != "batch_size"}
@@ -231,7 +227,7 @@ class TeacherCache:
             name = f"shard-{shard_no:05d}.safetensors"
             mx.save_safetensors(str(tmp / name), {k: _compact(k, v) for k, v in merged.items()})
             fsync_path(tmp / name)
-            shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)})
+            shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)})
         if not world.is_root:
             return
         manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec),
@@ -275,10 +271,6 @@ def _gather(tensors: dict[str, mx.array], part_rows: int, shard_rows: int, batch
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    _hash_file(digest, path)
-    return digest.hexdigest()
 
 
 def _damage(folder: Path, rows: int) -> str | None:
@@ -298,6 +290,6 @@ def _damage(folder: Path, rows: int) -> str | None:
         size = path.stat().st_size
         if size != shard["bytes"]:
             return f"{shard['name']} has {size:,} bytes, {shard['bytes']:,} expected"
-        if _sha256(path) != shard["sha256"]:
+        if sha256_file(path) != shard["sha256"]:
             return f"{shard['name']} does not match its checksum"
     return None
