@@ -112,12 +112,18 @@ class ShardedRows:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
+        return self.take(rows)
+
+    def take(self, rows, *trailing: slice) -> np.ndarray:
+        """``self[rows]`` with ``trailing`` slices of the other axes applied while reading, so a
+        batch cut to its length copies only what it uses from the memory maps (on a step's hot path)."""
         rows = np.atleast_1d(np.asarray(rows))
         shard = np.searchsorted(self.starts, rows, side="right") - 1
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        shape = self.parts[0][(slice(0, 1), *trailing)].shape[1:]
+        out = np.empty((len(rows), *shape), dtype=self.dtype)
         for index in np.unique(shard):
             pick = shard == index
-            out[pick] = self.parts[index][rows[pick] - self.starts[index]]
+            out[pick] = self.parts[index][(rows[pick] - self.starts[index], *trailing)]
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -138,9 +144,9 @@ class TeacherCache:
         cut = slice(None, length)
         out = {"teacher_logits": mx.array(self.logits[rows])}
         for layer, values in self.hidden.items():
-            out[f"teacher_hidden.{layer}"] = mx.array(values[rows][:, cut])
+            out[f"teacher_hidden.{layer}"] = mx.array(values.take(rows, cut))
         for layer, values in self.attention.items():
-            out[f"teacher_attention.{layer}"] = mx.array(values[rows][:, :, cut, cut])
+            out[f"teacher_attention.{layer}"] = mx.array(values.take(rows, slice(None), cut, cut))
         return out
 
     @classmethod
