@@ -572,9 +572,7 @@ class Trainer:
         while self.step < self.total_steps and not self.stopped_early:
             if accum == 1 and not self.world.distributed:
                 self._seed_rng(0)
-                batch = self.make_batch(self.order.next_rows())
-                if self.part_counts is not None:
-                    self._scales([batch])
+                batch = self.make_batch(self.order.next_rows())  # one batch is the whole step: every scale is 1
                 loss, parts, norm = fused(batch)
                 n_tokens = batch["attention_mask"].sum()
             else:
