@@ -130,10 +130,10 @@ def load_into(
 
 def first_non_finite(weights: dict[str, mx.array]) -> str | None:
     """The name of the first tensor holding NaN or inf, or None."""
-    for name, value in weights.items():
-        if mx.issubdtype(value.dtype, mx.floating) and not mx.isfinite(value).all().item():
-            return name
-    return None
+    flags = {name: mx.isfinite(value).all() for name, value in weights.items()
+             if mx.issubdtype(value.dtype, mx.floating)}
+    mx.eval(flags)  # one evaluation for every tensor, not one sync each
+    return next((name for name, finite in flags.items() if not finite.item()), None)
 
 
 def require_finite(weights: dict[str, mx.array], source: str) -> None:
@@ -148,8 +148,7 @@ def require_finite(weights: dict[str, mx.array], source: str) -> None:
 
 
 def write_weights(model: nn.Module, path: Path) -> None:
-    """Write all parameters to one safetensors file, atomically (temp file + rename). Non-finite
-    weights are never written as a model."""
+    """Write all parameters to one safetensors file, atomically (temp file + rename). Its caller
+    (``save_pretrained``) has refused non-finite weights before replacing any file."""
     weights = dict(tree_flatten(model.parameters()))
-    require_finite(weights, str(path.parent))  # never a model made of NaNs
     atomic_write(path, lambda tmp: mx.save_safetensors(tmp, weights, metadata={"format": "pt"}))
