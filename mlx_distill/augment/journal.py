@@ -22,9 +22,10 @@ def read_jsonl(path: Path, repair: bool = True) -> list[dict]:
     data = path.read_bytes()
     lines = data.split(b"\n")
     rows, offset = [], 0
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)  # last non-blank line
     for number, line in enumerate(lines, 1):
         end = offset + len(line) + 1
-        is_last = all(not rest.strip() for rest in lines[number:])
+        is_last = number == last
         if line.strip():
             try:
                 row = json.loads(line)
