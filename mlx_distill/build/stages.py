@@ -221,14 +221,10 @@ def _export_run(ctx: Context, resume: bool) -> dict:
     quiet_coremltools()
     from export.pipeline import ExportConfig, export_folder
 
-    import inspect
-
-    extra = {}
-    if "texts" in inspect.signature(export_folder).parameters:
-        # The on-device learning rate is measured on the evaluation split: labelled, never trained on,
-        # and never the test split (which only reports).
-        extra["texts"] = [(e.text, e.label) for e in ctx.examples("eval")]
-    result = export_folder(ctx.folder("distill"), ctx.folder("export"), ExportConfig(**ctx.config.export), **extra)
+    # The on-device learning rate is measured on the evaluation split: labelled, never trained on,
+    # and never the test split (which only reports).
+    texts = [(e.text, e.label) for e in ctx.examples("eval")]
+    result = export_folder(ctx.folder("distill"), ctx.folder("export"), ExportConfig(**ctx.config.export), texts=texts)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
