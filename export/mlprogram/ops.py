@@ -6,9 +6,9 @@ the device does. Inside an op the arithmetic runs in float64, so each output is 
 exact result rounded once to the stored precision (for fp16, the wide-accumulator behaviour
 ``export.nnexec``'s fp16 emulation also assumes).
 
-The table is exactly what ``tests/export/test_emitted_ops.py`` finds in every export variant
-(every BERT/MobileBERT switch and activation, fp32 and fp16); an op outside it is an error naming
-the op, raised when the package is loaded, never skipped.
+The table covers every op ``tests/export/test_emitted_ops.py`` finds in every export variant
+(every BERT/MobileBERT switch and activation, fp32 and fp16; emitted ⊆ supported, tested); an op
+outside it is an error naming the op, raised when the package is loaded, never skipped.
 """
 
 from __future__ import annotations

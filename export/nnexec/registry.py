@@ -1,9 +1,9 @@
 """The table from NeuralNetwork layer type (the proto's ``oneof layer`` name) to implementation.
 
 Built once from the ``HANDLERS`` of each ``layers_*`` module and frozen, so the executor has no
-mutable global state. It holds exactly the layer kinds the files we export contain, over every
-supported BERT/MobileBERT switch and both precisions (``tests/export/test_emitted_ops.py``); any
-other kind is refused, naming it.
+mutable global state. It holds the layer kinds the files we export contain, over every supported
+BERT/MobileBERT switch and both precisions (emitted ⊆ supported: ``tests/export/test_emitted_ops.py``);
+any other kind is refused, naming it.
 """
 
 from __future__ import annotations

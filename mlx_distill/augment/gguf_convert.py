@@ -9,8 +9,9 @@ What is read, and from where:
 
 - weights: the ``gguf`` package's ``GGUFReader`` and ``gguf.quants.dequantize``, which handle every
   llama.cpp quantisation (Q4_0/Q4_1/Q8_0 and the K-quants such as Q4_K_M, which ``mx.load`` cannot
-  read). They are written as float32/float16/bfloat16 (``dtype``): on a CPU float32 is the fastest
-  (FACTS.md), and MLX's quantised kernels help only on Metal.
+  read). They are written as float32/float16/bfloat16 (``dtype``): on this project's Linux CPU
+  float32 generated fastest (fp16 and MLX-quantised weights were slower), and MLX's quantised
+  kernels help only on Metal.
 - config: the ``llama.*`` hyper-parameters. llama.cpp stores the query/key projections of the llama
   architecture permuted for its interleaved RoPE, so the folder says ``rope_traditional: true``
   (as mlx-examples' ``llms/gguf_llm`` does) instead of un-permuting the weights.

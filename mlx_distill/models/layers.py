@@ -60,9 +60,9 @@ def _gelu_backward(x: mx.array, cotangent: mx.array) -> mx.array:
 
 @mx.custom_function
 def gelu(x: mx.array) -> mx.array:
-    """Exact (erf) GELU, as torch's default ``nn.GELU``, within 1e-6 of it, with its closed-form
-    gradient (3x faster than differentiating the rational function, which is 1.5x faster than
-    differentiating ``nn.gelu``; CPU time on the 2-core machine)."""
+    """Exact (erf) GELU, as torch's default ``nn.GELU``, within 2e-6 of it (tested), with its
+    closed-form gradient: forward + backward 98-110 -> 46-52 ms against differentiating ``nn.gelu``
+    (CPU time on the 2-core machine)."""
     return _gelu_forward(x)
 
 
