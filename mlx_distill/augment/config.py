@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlx_distill.build.settings import flag_of
+
 
 def _setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
              repeat: bool = False, required: bool = False) -> Any:
@@ -124,8 +126,7 @@ class AugmentConfig:
 
 
 def _flag(name: str) -> str:
-    meta = next(f for f in dataclasses.fields(AugmentConfig) if f.name == name).metadata
-    return meta.get("flag") or "--" + name.replace("_", "-")
+    return flag_of(AugmentConfig, name)
 
 
 _FILE_FIELDS = {"train", "out", "eval", "test", "exclude", "rejects", "template", "cache_dir"}

@@ -117,23 +117,20 @@ def flag_of(cls: type, name: str) -> str:
 
 # ---- command-line flags ----------------------------------------------------------------------------
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, defaults: Any,
-              skip: tuple[str, ...] = (), dest_prefix: str = "", helps: dict[str, str] | None = None) -> list[str]:
+              skip: tuple[str, ...] = (), helps: dict[str, str] | None = None) -> None:
     """One flag per field of ``cls`` (nested configs and ``cli=False`` fields left out).
 
     Every flag's argparse default is ``None`` — "not given" — and the value shown in the help is the
     field's value in ``defaults``, the stage's own default instance: ``DistillConfig().train`` says
     warm-up 0.06 while a plain ``TrainConfig`` says 0.1, and the flag must not pick one for both.
-    Returns the dests added, for :func:`given_values`.
     """
-    dests = []
     for s in settings_of(cls):
         if s.name in skip or not s.cli or s.nested is not None:
             continue
-        dest = dest_prefix + s.name
         shown = getattr(defaults, s.name, None) if defaults is not None else None
         text = s.help or (helps or {}).get(s.name, "")
         base = _strip_optional(s.kind)
-        kwargs: dict[str, Any] = {"dest": dest, "default": None}
+        kwargs: dict[str, Any] = {"dest": s.name, "default": None}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
             text += f" (default: {'on' if shown else 'off'})"
@@ -145,8 +142,6 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
             if shown not in (None, "", dataclasses.MISSING):
                 text += f" (default: {_show(shown)})"
         parser.add_argument(s.flag, help=text.replace("%", "%%"), **kwargs)
-        dests.append(dest)
-    return dests
 
 
 def _show(value: Any) -> str:
@@ -155,13 +150,13 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def given_values(args: argparse.Namespace, cls: type, dest_prefix: str = "") -> dict[str, Any]:
+def given_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields of ``cls`` the user gave on the command line (flags left at ``None`` are absent)."""
     out = {}
     for s in settings_of(cls):
         if s.nested is not None or not s.cli:
             continue  # a nested config has no flag of its own (``--train`` is the data file)
-        value = getattr(args, dest_prefix + s.name, None)
+        value = getattr(args, s.name, None)
         if value is not None:
             out[s.name] = value
     return out
