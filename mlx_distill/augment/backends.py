@@ -44,8 +44,9 @@ def resolve_model(llm: str, cache_dir: str = "", gguf_dtype: str = "float32") ->
         from mlx_distill.augment.gguf_convert import convert_gguf
         from mlx_distill.fileio import sha256_file
 
-        folder = convert_gguf(path, cache_dir or None, gguf_dtype)
-        return folder, {"model": path.name, "gguf_sha256": sha256_file(path)}
+        sha256 = sha256_file(path)
+        folder = convert_gguf(path, cache_dir or None, gguf_dtype, sha256=sha256)
+        return folder, {"model": path.name, "gguf_sha256": sha256}
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--llm {llm}: folder has no config.json; pass an mlx-lm model folder")

@@ -63,7 +63,7 @@ def default_cache_dir() -> Path:
 
 
 def convert_gguf(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
-                 dtype: str = "float32") -> Path:
+                 dtype: str = "float32", sha256: str | None = None) -> Path:
     """The mlx-lm folder for ``path`` under ``cache_dir/gguf/<sha>-<dtype>/``, converting on first use.
 
     The folder is assembled in a temporary sibling and renamed into place, so an interrupted
@@ -75,7 +75,8 @@ def convert_gguf(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     if dtype not in DTYPES:
         raise ValueError(f"--gguf-dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = root / "gguf" / f"{sha256_file(path)[:32]}-{dtype}-v{CONVERTER_VERSION}"
+    sha256 = sha256 or sha256_file(path)  # callers that record the hash pass it: one read of a GB file
+    target = root / "gguf" / f"{sha256[:32]}-{dtype}-v{CONVERTER_VERSION}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
