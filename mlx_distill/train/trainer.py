@@ -559,9 +559,8 @@ class Trainer:
             n_tokens = mx.round(metrics[-1] * self.world.size).astype(mx.int32)
         return loss, parts, apply(total), n_tokens
 
-    def fit(self, resume: bool = True, interrupt_at: int | None = None) -> TrainResult:
-        """Train to the end (or early stop). ``interrupt_at`` stops after that step *without* a
-        final checkpoint — it exists so tests can reproduce a crash at a known point."""
+    def fit(self, resume: bool = True) -> TrainResult:
+        """Train to the end (or early stop)."""
         self._start(resume)
         compute, apply, fused = self.build_step_functions()
         accum = self.config.grad_accum_steps
@@ -601,10 +600,6 @@ class Trainer:
                     progress.show(self.step, record["loss"], rate)
             if self.step % self.eval_every == 0 or self.step == self.total_steps:
                 self.stopped_early = self._evaluate()
-            if interrupt_at is not None and self.step >= interrupt_at:
-                if progress:
-                    progress.done()
-                raise KeyboardInterrupt(f"interrupted at step {self.step} (test hook)")
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
         if progress:

@@ -104,8 +104,17 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     trainer_full.fit()
 
     _, interrupted = make_trainer(tmp_path / "crash", config)
+    make_batch = interrupted.make_batch
+
+    def crash_in_step_8(rows):  # Ctrl-C while step 8's batch is made: step 7 done, not checkpointed
+        if interrupted.step >= 7:
+            raise KeyboardInterrupt("interrupted in step 8")
+        return make_batch(rows)
+
+    interrupted.make_batch = crash_in_step_8
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(interrupt_at=7)
+        interrupted.fit()
+    assert interrupted.step == 7
     assert json.loads((tmp_path / "crash" / "checkpoint" / "trainer.json").read_text())["step"] == 5
 
     mx.random.seed(12345)  # a new process would start from some other RNG state
