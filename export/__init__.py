@@ -1,13 +1,17 @@
-"""Everything that needs torch or coremltools: the PyTorch shell, Core ML conversion, the
-updatable head, its rule linter and the manifest.
+"""Student folder -> Core ML files. Needs torch and coremltools; never imports mlx (it runs where
+MLX is not installed, and the MLX side reaches in only lazily from the CLI).
 
-This package must never import mlx: it runs on machines (CI Linux boxes, Intel Macs) where the
-MLX side is not installed, and the MLX side reaches into it only lazily from the CLI.
-
-Public entry points live in submodules so that importing ``export`` stays cheap:
-
-- ``export.pipeline``: ``ExportConfig``, ``export_folder`` (what the CLI calls)
-- ``export.convert_bin``: ``convert_bin_folder`` (``python -m export.convert_bin SRC DST``)
-- ``export.shell``: the trace-friendly BERT / MobileBERT modules
-- ``export.updatable_rules``: ``lint_spec`` / ``check_spec``
+``from export import ExportConfig, export_folder`` (loaded on first use, so ``import export.shell``
+stays cheap). The subpackages follow the pipeline: ``shell`` -> ``convert`` -> ``updatable`` ->
+``manifest`` -> ``runtime`` (NumPy execution of the shipped files) -> ``check``.
 """
+
+_PUBLIC = ("ExportConfig", "ExportResult", "export_folder")
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        from export import folder
+
+        return getattr(folder, name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

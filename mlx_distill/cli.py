@@ -168,7 +168,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     import dataclasses
 
     quiet_coremltools()
-    from export.pipeline import ExportConfig
+    from export import ExportConfig
 
     from mlx_distill.build.config import EXPORT_HELP
     from mlx_distill.build.settings import add_flags
@@ -181,7 +181,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     # The torch / coremltools side; imported here only, so no other command pays for it.
     quiet_coremltools()
-    from export.pipeline import ExportConfig, export_folder
+    from export import ExportConfig, export_folder
 
     from mlx_distill.build.settings import given_values
 
@@ -373,7 +373,7 @@ def _import_torch_side(guard: "_InterruptGuard") -> None:
     quiet_coremltools()
     with guard.deferred():
         import export.check  # noqa: F401 - imported here, whole, so Ctrl-C cannot cut it short
-        import export.pipeline  # noqa: F401
+        import export.folder  # noqa: F401
 
 
 def build_parser(argv: list[str] | None = None, export_flags: bool | None = None) -> argparse.ArgumentParser:

@@ -171,22 +171,22 @@ class CheckContext:
 
     def _predictor(self, role: str):
         """(predictor, how it runs) for a role's file: Core ML on macOS; elsewhere the shipped file
-        itself, an ML Program by ``export.mlprogram`` and a NeuralNetwork by ``export.nnexec``."""
+        itself, an ML Program by ``export.runtime.mlprogram`` and a NeuralNetwork by ``export.runtime.neuralnetwork``."""
         if self.coreml:
             return self._coreml_model(role), "Core ML runtime, cpuOnly"
         spec = self.spec(role)
         if spec.WhichOneof("Type") == "mlProgram":
-            from export.mlprogram.interpreter import RUNTIME
+            from export.runtime.mlprogram.interpreter import RUNTIME
 
             program = self.program(role)
             return program, f"{RUNTIME}, {'fp16' if program.computes_in_fp16() else 'fp32'} as stored"
-        from export.nnexec.pipelines import load_executor
+        from export.runtime.neuralnetwork.pipelines import load_executor
 
-        return load_executor(spec), "export.nnexec"
+        return load_executor(spec), "export.runtime.neuralnetwork"
 
     def program(self, role: str, precision: str = "stored"):
         """The role's ML Program package loaded by the NumPy interpreter (unsupported op: an error)."""
-        from export.mlprogram.interpreter import MLProgramExecutor
+        from export.runtime.mlprogram.interpreter import MLProgramExecutor
 
         return self.memo(f"program:{role}:{precision}", lambda: MLProgramExecutor(
             self.export_dir / self.file_name(role), precision, spec=self.spec(role)))
@@ -236,15 +236,15 @@ class CheckContext:
         return self.memo("head_encoder", make)
 
     def _pipeline_encoder(self) -> EncoderRunner:
-        from export.nnexec.pipelines import load_executor
-        from export.nnexec.spec_io import pipeline_models
+        from export.runtime.neuralnetwork.pipelines import load_executor
+        from export.runtime.neuralnetwork.spec_io import pipeline_models
 
         spec = self.spec("updatable_pipeline")
         stage = pipeline_models(spec)[0]
         entry = dict(self.entry("updatable_pipeline"))
         entry["outputs"] = [{"name": stage.description.output[0].name}]
         return EncoderRunner(load_executor(stage), entry, f"{self.file_name('updatable_pipeline')} (encoder stage)",
-                             "export.nnexec")
+                             "export.runtime.neuralnetwork")
 
     def _shell_encoder(self) -> ShellRunner:
         return self.runner("shell")

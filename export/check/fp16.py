@@ -3,8 +3,8 @@
 Each model is run in fp32 and in half precision on the check texts, and the first overflowing /
 NaN op or layer is named. ML Programs (Classifier.mlpackage, Encoder.mlpackage) run in the NumPy
 ML Program interpreter from their own package: an fp16 program as stored, an fp32 one with every
-value held in fp16 (``export.mlprogram.fp16``). NeuralNetworks (UpdatablePipeline.mlmodel,
-UpdatableHead.mlmodel) run in ``export.nnexec.fp16`` as saved (a NeuralNetwork may run in fp16 on
+value held in fp16 (``export.runtime.mlprogram.fp16_emulation``). NeuralNetworks (UpdatablePipeline.mlmodel,
+UpdatableHead.mlmodel) run in ``export.runtime.neuralnetwork.fp16_emulation`` as saved (a NeuralNetwork may run in fp16 on
 GPU/ANE).
 
 The check fails only where the manifest says fp16 is used - ``precision.used == "fp16"`` for the
@@ -26,7 +26,7 @@ import numpy as np
 from export.check.context import CheckContext, Unavailable, describe_exception
 from export.check.report import CheckResult
 from export.check.runners import feed
-from export.nnexec.weights import FP16_MAX
+from export.runtime.neuralnetwork.weights import FP16_MAX
 
 NAME = "fp16"
 _SOFTMAX = {"softmax", "softmaxND"}
@@ -34,7 +34,7 @@ _SOFTMAX = {"softmax", "softmaxND"}
 
 def _networks(spec) -> list[tuple[str, Any]]:
     """(blob prefix, NeuralNetwork message) for a NN or each stage of a pipeline."""
-    from export.nnexec.spec_io import PIPELINE_TYPES, model_type, network_of, pipeline_models
+    from export.runtime.neuralnetwork.spec_io import PIPELINE_TYPES, model_type, network_of, pipeline_models
 
     if model_type(spec) in PIPELINE_TYPES:
         return [(f"{i}/", network_of(stage)) for i, stage in enumerate(pipeline_models(spec))]
@@ -43,7 +43,7 @@ def _networks(spec) -> list[tuple[str, Any]]:
 
 def _saturating(spec, samples: list, layer_names: list[str]) -> dict[str, bool]:
     """For each overflowing layer: are its overflows only negative values feeding softmax layers?"""
-    from export.nnexec.pipelines import load_executor
+    from export.runtime.neuralnetwork.pipelines import load_executor
 
     layers, consumers = {}, {}
     for prefix, network in _networks(spec):
@@ -83,14 +83,14 @@ def _negative_into_softmax(layer_names: list[str], outputs: dict, consumers: dic
 
 
 def _judge(model, samples: list, tolerance: float) -> dict[str, Any]:
-    """``model``: a NeuralNetwork spec, or a package path (ML Program, run by export.mlprogram)."""
+    """``model``: a NeuralNetwork spec, or a package path (ML Program, run by export.runtime.mlprogram)."""
     if isinstance(model, Path):
-        from export.mlprogram.fp16 import fp16_report, half_executor
+        from export.runtime.mlprogram.fp16_emulation import fp16_report, half_executor
 
         report = fp16_report(model, samples, max_output_diff=tolerance)
         excuse = lambda names: _saturating_program(half_executor(model), samples, names)  # noqa: E731
     else:
-        from export.nnexec.fp16 import fp16_report
+        from export.runtime.neuralnetwork.fp16_emulation import fp16_report
 
         report = fp16_report(model, samples, max_output_diff=tolerance)
         excuse = lambda names: _saturating(model, samples, names)  # noqa: E731

@@ -17,7 +17,7 @@ import numpy as np
 from export.check.context import CheckContext, Unavailable, describe_exception
 from export.check.report import CheckResult
 from export.check.runners import Outputs
-from export.mlprogram.interpreter import RUNTIME
+from export.runtime.mlprogram.interpreter import RUNTIME
 
 PROGRAM_NOTE = (f"ML Programs (Classifier.mlpackage, Encoder.mlpackage) are executed from their own packages "
                 f"(program and weight file) by {RUNTIME}; Core ML cannot run them off macOS")

@@ -12,13 +12,13 @@ import numpy as np
 
 from export.check.config import CheckConfig
 from export.check.context import CheckContext, describe_exception
-from export.check.extremes import check_extremes
+from export.check.extreme_inputs import check_extremes
 from export.check.fp16 import check_fp16
-from export.check.lint import check_lint
+from export.check.updatable_lint import check_lint
 from export.check.parity import check_parity, check_reference_parity
 from export.check.report import CheckReport, CheckResult
 from export.check.shape import check_shape
-from export.check.update import check_update
+from export.check.simulated_update import check_update
 
 CHECK_JSON = "check.json"
 Reference = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -72,7 +72,7 @@ def run_checks(export_dir: Union[str, Path], model_dir: Optional[Union[str, Path
         model_dir=ctx.model_dir,
         reference_name=reference_name if reference is not None else None,
         platform=f"{platform.system()} {platform.machine()}, python {sys.version.split()[0]}, "
-                 + ("Core ML runtime" if ctx.coreml else "no Core ML runtime: NumPy executor (export.nnexec)"),
+                 + ("Core ML runtime" if ctx.coreml else "no Core ML runtime: NumPy executor (export.runtime.neuralnetwork)"),
         notes=notes,
     )
     report.seconds = time.perf_counter() - started

@@ -26,7 +26,7 @@ FP32_MASK_VALUE = float(torch.finfo(torch.float32).min)
 #: Additive mask value for fp16 compute. ``finfo(float32).min`` becomes ``-inf`` in fp16 and
 #: ``0 * -inf`` is NaN for the unmasked keys. fp16's own minimum (-65504) is no better: a score plus
 #: -65504 overflows to -inf, and an all-padding row (every key masked) then gives softmax NaN - the
-#: shipped fp16 Classifier did, executed by export.mlprogram. -1e4 (BERT's original value) stays
+#: shipped fp16 Classifier did, executed by export.runtime.mlprogram. -1e4 (BERT's original value) stays
 #: finite for any score below ~5e4 and still gives masked keys exactly zero weight (exp(-1e4) = 0).
 FP16_MASK_VALUE = -1e4
 

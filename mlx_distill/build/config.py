@@ -276,7 +276,7 @@ def load_build_config(path: str | Path) -> BuildConfig:
         from mlx_distill.torch_side import quiet_coremltools
 
         quiet_coremltools()
-        from export.pipeline import ExportConfig  # torch side: only when there is something to check
+        from export import ExportConfig  # torch side: only when there is something to check
 
         (export,), _ = section("export", [ExportConfig], skip=_EXPORT_OWNED)
         if export.get("learning_rate_texts"):  # a file, relative to the build file like every other path

@@ -29,7 +29,7 @@ def _tables():
     from mlx_distill.torch_side import quiet_coremltools
 
     quiet_coremltools()
-    from export.pipeline import ExportConfig
+    from export import ExportConfig
 
     distill, teacher = DistillConfig(), TeacherConfig()
     return [

@@ -219,7 +219,7 @@ def _distill_run(ctx: Context, resume: bool) -> dict:
 # ---- export and check (the torch side, imported only here) -----------------------------------------
 def _export_run(ctx: Context, resume: bool) -> dict:
     quiet_coremltools()
-    from export.pipeline import ExportConfig, export_folder
+    from export import ExportConfig, export_folder
 
     # The on-device learning rate is measured on the evaluation split: labelled, never trained on,
     # and never the test split (which only reports).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import (
+from tests.helpers.export_test_utils import (
     MAX_LENGTH,
     make_model_folder,
     mobilebert_config,
@@ -55,7 +55,7 @@ def overflowing_mobilebert_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bert_export(bert_dir, tmp_path_factory):
-    from export.pipeline import ExportConfig, export_folder
+    from export.folder import ExportConfig, export_folder
 
     out = tmp_path_factory.mktemp("bert_export") / "out"
     return export_folder(bert_dir, out, ExportConfig(max_length=MAX_LENGTH, learning_rate=0.005, batch_size=4, epochs=3))
@@ -63,7 +63,7 @@ def bert_export(bert_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mobilebert_fp16_export(mobilebert_dir, tmp_path_factory):
-    from export.pipeline import ExportConfig, export_folder
+    from export.folder import ExportConfig, export_folder
 
     out = tmp_path_factory.mktemp("mobilebert_export") / "out"
     return export_folder(mobilebert_dir, out, ExportConfig(max_length=MAX_LENGTH, precision="fp16", optimizer="adam",
@@ -73,7 +73,7 @@ def mobilebert_fp16_export(mobilebert_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def overflow_export_run(overflowing_mobilebert_dir, tmp_path_factory):
     """(result, messages of every Python warning export_folder raised) for the fp16 fall-back export."""
-    from export.pipeline import ExportConfig, export_folder
+    from export.folder import ExportConfig, export_folder
 
     out = tmp_path_factory.mktemp("overflow_export") / "out"
     with warnings.catch_warnings(record=True) as caught:

@@ -2,7 +2,7 @@
 
 Each BERT activation and each MobileBERT switch is converted exactly as ``export_folder`` converts it
 (the Classifier ML Program in fp32 and fp16, the NeuralNetwork encoder of the updatable pipeline);
-the updatable head is the exporter's own builder. The ML Program is executed by export.mlprogram
+the updatable head is the exporter's own builder. The ML Program is executed by export.runtime.mlprogram
 and must match the PyTorch shell, so "supported" means "runs and gives the right numbers".
 """
 
@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, bert_config, mobilebert_config, padded_batch, scramble
-from export.coreml_models import convert_classifier, convert_encoder_neuralnetwork
-from export.mlprogram.interpreter import MLProgramExecutor
-from export.mlprogram.ops import supported_ops
-from export.nnexec.layers_elementwise import ACTIVATIONS
-from export.nnexec.registry import supported_layer_types
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, bert_config, mobilebert_config, padded_batch, scramble
+from export.convert.coreml import convert_classifier, convert_encoder_neuralnetwork
+from export.runtime.mlprogram.interpreter import MLProgramExecutor
+from export.runtime.mlprogram.ops import supported_ops
+from export.runtime.neuralnetwork.layers_elementwise import ACTIVATIONS
+from export.runtime.neuralnetwork.registry import supported_layer_types
 from export.shell import build_shell
 from export.shell.common import SUPPORTED_ACTIVATIONS
-from test_export_shell import MOBILEBERT_VARIANTS
+from tests.export.test_export_shell import MOBILEBERT_VARIANTS
 
 VARIANTS = {**{f"bert-{act}": (bert_config(hidden_act=act), ("fp32",)) for act in SUPPORTED_ACTIVATIONS},
             **{f"mobilebert-{name}": (mobilebert_config(**kw), ("fp32", "fp16")) for name, kw in MOBILEBERT_VARIANTS.items()}}

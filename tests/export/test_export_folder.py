@@ -12,14 +12,14 @@ import torch
 import coremltools as ct
 from coremltools.proto import MIL_pb2, Model_pb2
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.atomic import staged_directory
-from export.model_folder import ExportInputError
-from export.nnexec.pipelines import load_executor
+from export.convert.input_folder import ExportInputError
+from export.runtime.neuralnetwork.pipelines import load_executor
 from export.shell.common import FP16_MASK_VALUE
-from export.pipeline import ExportConfig, export_folder
+from export.folder import ExportConfig, export_folder
 from export.shell import load_shell_from_folder
-from export.updatable_rules import lint_spec
+from export.updatable.rules import lint_spec
 
 transformers = pytest.importorskip("transformers")
 
@@ -380,7 +380,7 @@ def test_export_package_never_imports_mlx():
     import subprocess
     import sys
 
-    code = ("import sys, export.pipeline, export.convert_bin, export.updatable_rules, export.nnexec; "
+    code = ("import sys, export.folder, export.convert_bin, export.updatable.rules, export.runtime.neuralnetwork; "
             "print(sorted(m for m in sys.modules if m == 'mlx' or m.startswith(('mlx.', 'mlx_'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parents[2])
@@ -389,8 +389,8 @@ def test_export_package_never_imports_mlx():
 
 
 def test_pipeline_spec_computes_the_shell_with_the_numpy_runtime(bert_export, bert_dir):
-    """Off macOS, execute the saved UpdatablePipeline.mlmodel (NN encoder + head) with export.nnexec."""
-    pipelines = pytest.importorskip("export.nnexec.pipelines")
+    """Off macOS, execute the saved UpdatablePipeline.mlmodel (NN encoder + head) with export.runtime.neuralnetwork."""
+    pipelines = pytest.importorskip("export.runtime.neuralnetwork.pipelines")
     shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
     executor = pipelines.load_executor(str(bert_export.updatable_pipeline_path))
     ids, mask = padded_batch(len(WORDS), [MAX_LENGTH, 7, 2], seed=3)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from export_test_utils import MAX_LENGTH
+from tests.helpers.export_test_utils import MAX_LENGTH
 from export.atomic import OutOfSpaceError, staged_directory, write_json_atomic
-from export.pipeline import ExportConfig, export_folder
+from export.folder import ExportConfig, export_folder
 
 REPO = Path(__file__).resolve().parents[2]
 _ENV = {**os.environ, "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-_EXPORT = ("import sys; from export.pipeline import ExportConfig, export_folder; "
+_EXPORT = ("import sys; from export.folder import ExportConfig, export_folder; "
            f"export_folder(sys.argv[1], sys.argv[2], ExportConfig(max_length={MAX_LENGTH}))")
 
 

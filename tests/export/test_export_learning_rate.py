@@ -8,8 +8,8 @@ import coremltools as ct
 import numpy as np
 import pytest
 
-from export_test_utils import LABELS, MAX_LENGTH
-from export.learning_rate import LearningRateTextsError, pick, read_texts, targets_for
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH
+from export.updatable.learning_rate import LearningRateTextsError, pick, read_texts, targets_for
 
 
 def _spec_learning_rate(path) -> float:
@@ -47,7 +47,7 @@ def test_a_rate_the_user_fixed_is_kept(bert_export):
 
 
 def test_labelled_texts_passed_to_export_are_used(bert_dir, tmp_path):
-    from export.pipeline import ExportConfig, export_folder
+    from export.folder import ExportConfig, export_folder
 
     rows = [("good movie", "positive"), ("awful plot", "negative"), ("the cat sat", "neutral"),
             ("great acting", "positive"), ("boring film", "negative"), ("a dog on the mat", "neutral")]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, label_maps, write_tokenizer
-from export.model_folder import ExportInputError, allowed_tokenizer_shortfall, read_model_folder
-from export.pipeline import ExportConfig, _pipeline_unsupported, export_folder
-from export.updatable_rules import UpdatableRuleError
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, label_maps, write_tokenizer
+from export.convert.input_folder import ExportInputError, allowed_tokenizer_shortfall, read_model_folder
+from export.folder import ExportConfig, _pipeline_unsupported, export_folder
+from export.updatable.rules import UpdatableRuleError
 
 transformers = pytest.importorskip("transformers")
 REPO = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_cli_prints_the_fp16_fallback_once(overflowing_mobilebert_dir, tmp_path)
 
 def test_a_bug_while_building_the_pipeline_fails_the_export(bert_dir, tmp_path, monkeypatch):
     """Inject a bug (a TypeError) into the pipeline step: it must propagate, not become 'skipped'."""
-    import export.pipeline as pipeline
+    import export.folder as pipeline
 
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")

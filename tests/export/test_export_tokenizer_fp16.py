@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, mobilebert_config, scramble, write_tokenizer
-from export.fp16_check import FP16_MAX, check_fp16, sample_inputs
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, mobilebert_config, scramble, write_tokenizer
+from export.convert.fp16_safety import FP16_MAX, check_fp16, sample_inputs
 from export.shell import build_shell
 from export.shell.common import FP16_MASK_VALUE
-from export.tokenizer_info import TokenizerInfoError, read_tokenizer_info
+from export.convert.tokenizer import TokenizerInfoError, read_tokenizer_info
 
 transformers = pytest.importorskip("transformers")
 

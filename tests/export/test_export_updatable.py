@@ -10,10 +10,10 @@ from coremltools.models import datatypes
 from coremltools.models.neural_network import NeuralNetworkBuilder, SgdParams
 from coremltools.proto import Model_pb2
 
-from export.nnexec.pipelines import load_executor
-from export.update_params import UpdateParams, UpdateParamsError
-from export.updatable_head import HeadNames, build_updatable_head
-from export.updatable_rules import RULES, UpdatableRuleError, check_spec, lint_spec
+from export.runtime.neuralnetwork.pipelines import load_executor
+from export.updatable.params import UpdateParams, UpdateParamsError
+from export.updatable.head import HeadNames, build_updatable_head
+from export.updatable.rules import RULES, UpdatableRuleError, check_spec, lint_spec
 
 LABELS = ["negative", "positive", "neutral"]
 E = 12
@@ -250,7 +250,7 @@ def test_head_names_are_the_manifest_contract():
 
 
 def test_command_line_checks_saved_files(tmp_path, capsys):
-    from export.updatable_rules import main
+    from export.updatable.rules import main
 
     good = tmp_path / "good.mlmodel"
     ct.models.MLModel(_head()[0], skip_model_load=True).save(str(good))

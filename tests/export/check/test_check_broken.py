@@ -152,7 +152,7 @@ def test_a_classifier_from_another_model_is_caught_by_its_weights(bert_export, m
     assert "Classifier.mlpackage: 38 of 38 source tensors are not in its weights" in parity.message
     assert "bert.embeddings.word_embeddings.weight" in parity.message and "was it exported from" in parity.message
     row = next(r for r in parity.details["comparisons"] if r["artefact"] == "Classifier.mlpackage")
-    assert row["max_abs_diff"] > 0.01 and "export.mlprogram" in row["via"]
+    assert row["max_abs_diff"] > 0.01 and "export.runtime.mlprogram" in row["via"]
     assert "Classifier.mlpackage: max |Δp|" in parity.message
     assert parity.details["weights"]["Encoder.mlpackage"]["passed"]
     assert "Classifier.mlpackage: compute_precision: manifest 'fp32' vs model 'fp16'" in report.get("shape").message
@@ -174,7 +174,7 @@ def test_shipped_tokenizer_that_pads_to_another_length_fails(bert_export, copy_e
 
 def _const_in_weight_file(package: Path, name_part: str):
     """(weight.bin path, byte offset of the data, value count) of the first fp32 blob const whose name has name_part."""
-    from export.mlprogram.program import load_program
+    from export.runtime.mlprogram.program import load_program
 
     program = load_program(package)
     for op in program.operations:

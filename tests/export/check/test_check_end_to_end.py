@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS
 
 from export.check import CHECK_JSON, CheckConfig, run_checks
 
@@ -38,7 +38,7 @@ def test_bert_export_passes_every_check_including_mlx(bert_export, bert_dir, cop
     for row in rows.values():
         assert row["max_abs_diff"] <= 1e-4 and row["argmax_agree"] == 8, row
     # the shipped package itself, executed by the ML Program interpreter (no NeuralNetwork twin)
-    assert rows["Classifier.mlpackage"]["via"].startswith("export.mlprogram") and "fp32 as stored" in rows[
+    assert rows["Classifier.mlpackage"]["via"].startswith("export.runtime.mlprogram") and "fp32 as stored" in rows[
         "Classifier.mlpackage"]["via"]
     assert any("executed from their own packages" in note for note in parity["notes"])
     assert "Encoder.mlpackage" in rows["UpdatableHead.mlmodel"]["via"]
@@ -136,7 +136,7 @@ def test_without_the_source_model_the_packages_still_run_but_the_check_fails(ber
     assert report.model_dir is None and "no longer exists" in report.notes[0]
     parity = report.get("parity")
     assert "pass --model DIR" in parity.message and "not checked: PyTorch shell" in parity.message
-    assert parity.details["baseline"].startswith("Classifier.mlpackage (export.mlprogram")
+    assert parity.details["baseline"].startswith("Classifier.mlpackage (export.runtime.mlprogram")
     assert "no longer exists" in parity.details["skipped"]["shell"]
     rows = {row["artefact"]: row for row in parity.details["comparisons"]}
     assert set(rows) == {"UpdatablePipeline.mlmodel", "UpdatableHead.mlmodel"}

@@ -13,9 +13,9 @@ import warnings
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, mobilebert_config, write_tokenizer
+from tests.helpers.export_test_utils import MAX_LENGTH, mobilebert_config, write_tokenizer
 from export.check import CheckConfig, run_checks
-from export.pipeline import ExportConfig, export_folder
+from export.folder import ExportConfig, export_folder
 
 transformers = pytest.importorskip("transformers")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from coremltools.proto import MIL_pb2, Model_pb2
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
-from export.mlprogram.fp16 import fp16_report
-from export.mlprogram.interpreter import MLProgramExecutor, OpExecutionError, UnsupportedOpError
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from export.runtime.mlprogram.fp16_emulation import fp16_report
+from export.runtime.mlprogram.interpreter import MLProgramExecutor, OpExecutionError, UnsupportedOpError
 from export.shell import load_shell_from_folder
 from export.shell.common import FP16_MASK_VALUE
 
@@ -96,7 +96,7 @@ def test_an_unsupported_op_is_refused_when_the_package_is_loaded(bert_export, tm
 
     package = _copy_with(bert_export.files["classifier"], tmp_path, rename)
     with pytest.raises(UnsupportedOpError, match=r"Classifier.mlpackage: MIL op 'erf' \(op \d+, output '.*'\) is "
-                                                 r"not supported by export.mlprogram"):
+                                                 r"not supported by export.runtime.mlprogram"):
         MLProgramExecutor(package)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.nnexec.errors import InputError, UnsupportedLayerError, UnsupportedModelError
-from export.nnexec.pipelines import PipelineExecutor, load_executor
-from export.nnexec.registry import supported_layer_types
-from nnexec_helpers import make_builder, rand
+from export.runtime.neuralnetwork.errors import InputError, UnsupportedLayerError, UnsupportedModelError
+from export.runtime.neuralnetwork.pipelines import PipelineExecutor, load_executor
+from export.runtime.neuralnetwork.registry import supported_layer_types
+from tests.helpers.nnexec_helpers import make_builder, rand
 
 
 def test_unknown_layer_type_names_layer_and_type():

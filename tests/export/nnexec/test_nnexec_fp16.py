@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.nnexec.fp16 import fp16_report
-from export.nnexec.pipelines import load_executor
-from nnexec_helpers import make_builder
+from export.runtime.neuralnetwork.fp16_emulation import fp16_report
+from export.runtime.neuralnetwork.pipelines import load_executor
+from tests.helpers.nnexec_helpers import make_builder
 
 
 def _overflowing_spec():

@@ -17,7 +17,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 ct = pytest.importorskip("coremltools")
 
-from export.nnexec.pipelines import load_executor  # noqa: E402
+from export.runtime.neuralnetwork.pipelines import load_executor  # noqa: E402
 
 L = 12
 LABELS = ["neg", "pos", "neutral"]
@@ -140,7 +140,7 @@ def test_intermediates_expose_every_blob(bert):
 
 def test_fp16_report_flags_the_float32_min_attention_mask(bert):
     """(1 - mask) * finfo(float32).min is -inf in fp16: the report must point at that layer."""
-    from export.nnexec.fp16 import fp16_report
+    from export.runtime.neuralnetwork.fp16_emulation import fp16_report
 
     _, mlmodel = bert
     padded = [{"input_ids": ids, "attention_mask": mask} for ids, mask in _batches(6) if mask.min() == 0]
@@ -152,7 +152,7 @@ def test_fp16_report_flags_the_float32_min_attention_mask(bert):
 
 
 def test_fp16_report_finds_mobilebert_nonorm_overflow():
-    from export.nnexec.fp16 import fp16_report
+    from export.runtime.neuralnetwork.fp16_emulation import fp16_report
 
     module = _random_model("mobilebert", seed=5, nonorm_scale=40.0, mask_value=-10000.0)
     mlmodel = _convert(module, classifier=False)

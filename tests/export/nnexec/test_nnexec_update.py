@@ -15,11 +15,11 @@ with warnings.catch_warnings():
     import coremltools as ct
     from coremltools.models.neural_network import AdamParams, NeuralNetworkBuilder, SgdParams
 
-from export.nnexec.errors import InputError, UpdateConfigError
-from export.nnexec.pipelines import load_executor
-from export.nnexec.update import simulate_update
-from export.nnexec.update_config import read_update_config
-from nnexec_helpers import make_builder
+from export.runtime.neuralnetwork.errors import InputError, UpdateConfigError
+from export.runtime.neuralnetwork.pipelines import load_executor
+from export.runtime.neuralnetwork.simulate_update import simulate_update
+from export.runtime.neuralnetwork.training_config import read_update_config
+from tests.helpers.nnexec_helpers import make_builder
 
 E, C = 6, 3
 LABELS = ["sport", "weather", "business"]

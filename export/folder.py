@@ -1,0 +1,503 @@
+"""``export_folder``: a Hugging Face student folder -> Core ML files + manifest, in one call.
+
+This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. Steps:
+
+1. validate the folder (config, labels, weights with a classifier head, tokenizer);
+2. load the PyTorch shell strictly; write the tokenizer files; run the fp16 range check on random
+   token rows and real texts (falls back to fp32 if unsafe); measure the on-device learning rate;
+3. convert Classifier.mlpackage and Encoder.mlpackage (ML Programs);
+4. build UpdatableHead.mlmodel (NeuralNetwork) and, if possible, UpdatablePipeline.mlmodel, both
+   linted against Core ML's load-time rules (a failing head aborts the export);
+5. copy the vocabulary and tokenizer files; write manifest.json from the saved specs;
+6. swap the staging folder into ``out_dir`` atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence, Union
+
+import coremltools as ct
+import torch
+
+from export.atomic import staged_directory, write_json_atomic
+from export.convert.coreml import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    POOLED,
+    ModelMetadata,
+    apply_metadata,
+    convert_classifier,
+    convert_encoder,
+    convert_encoder_neuralnetwork,
+)
+from export.convert.fp16_safety import Fp16Check, check_fp16, sample_inputs
+from export.updatable.learning_rate import DEFAULT_CANDIDATES, LearningRateChoice, choose, resolve_rows
+from export.manifest import MANIFEST_NAME, build_manifest
+from export.convert.input_folder import ExportInputError, ModelFolder, read_model_folder
+from export.shell.common import ShellConfigError
+from export.shell.load import ShellLoadError, load_shell_from_folder
+from export.updatable.params import UpdateParams, UpdateParamsError
+from export.updatable.head import build_updatable_head
+from export.updatable.pipeline import build_updatable_pipeline
+from export.updatable.rules import UpdatableRuleError, check_spec
+
+CLASSIFIER_FILE = "Classifier.mlpackage"
+ENCODER_FILE = "Encoder.mlpackage"
+HEAD_FILE = "UpdatableHead.mlmodel"
+PIPELINE_FILE = "UpdatablePipeline.mlmodel"
+VOCAB_FILE = "vocab.txt"
+_TOKENIZER_COPIES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _flag(flag: str, default: Any) -> Any:
+    """A config field that the ``export`` command sets with ``flag`` (named in error messages)."""
+    return field(default=default, metadata={"flag": flag})
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything ``export_folder`` can be told; every field has a default.
+
+    Fields the ``export`` command exposes carry their flag (``flag_for``), and validation errors
+    name the flag: the person reading them typed ``--max-length 0``, not ``ExportConfig.max_length``.
+    """
+
+    max_length: int = _flag("--max-length", 128)
+    precision: Literal["fp32", "fp16"] = _flag("--precision", "fp32")
+    optimizer: Literal["sgd", "adam"] = _flag("--optimizer", "sgd")
+    #: None: chosen at export by measurement among ``learning_rate_candidates`` (export.updatable.learning_rate)
+    learning_rate: Optional[float] = _flag("--learning-rate", None)
+    learning_rate_candidates: tuple[float, ...] = DEFAULT_CANDIDATES
+    #: texts (.txt/.jsonl/.csv) for that measurement and the fp16 check; None: export_folder's ``texts``, else check's samples
+    learning_rate_texts: Optional[str] = _flag("--learning-rate-texts", None)
+    learning_rate_range: tuple[float, float] = (1e-6, 1.0)
+    batch_size: int = _flag("--update-batch-size", 8)
+    epochs: int = _flag("--update-epochs", 10)
+    momentum: float = _flag("--momentum", 0.0)
+    build_classifier: bool = True
+    build_encoder: bool = True
+    build_updatable_head: bool = True
+    build_updatable_pipeline: bool = True
+    fp16_check: bool = True
+    fp16_check_samples: int = 8
+    fp16_prob_tolerance: float = 0.05
+    version: str = "1.0"
+    author: str = ""
+    license: str = ""
+    description: str = ""
+    #: replace ``out_dir`` if it holds a previous export (a manifest.json); other folders are never replaced.
+    overwrite: bool = True
+
+    @classmethod
+    def flag_for(cls, name: str) -> str:
+        """``--max-length`` for ``max_length``; fields without a flag are named ``ExportConfig.<name>``."""
+        for item in fields(cls):
+            if item.name == name:
+                return item.metadata.get("flag", f"ExportConfig.{name}")
+        return f"ExportConfig.{name}"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16"):
+            raise ValueError(f"{self.flag_for('precision')} must be fp32 or fp16 (got {self.precision!r})")
+        if self.max_length < 2:
+            raise ValueError(f"{self.flag_for('max_length')} must be at least 2 (got {self.max_length}): "
+                             "every input holds [CLS] and [SEP]")
+        if self.fp16_check_samples < 1:
+            raise ValueError(f"{self.flag_for('fp16_check_samples')} must be at least 1 (got {self.fp16_check_samples})")
+        if not (self.build_classifier or self.build_encoder or self.build_updatable_head or self.build_updatable_pipeline):
+            raise ValueError("ExportConfig: nothing to build (all build_* flags are False)")
+        if not self.learning_rate_candidates:
+            raise ValueError("ExportConfig.learning_rate_candidates is empty")
+        try:
+            self.update_params()
+            for rate in self.learning_rate_candidates if self.learning_rate is None else ():
+                self.update_params(rate)
+        except UpdateParamsError as exc:
+            if exc.field is None:
+                raise ValueError(f"ExportConfig: {exc}") from exc
+            raise ValueError(f"{self.flag_for(exc.field)} {exc.problem}") from exc
+
+    def update_params(self, learning_rate: Optional[float] = None) -> UpdateParams:
+        """The head's update parameters with ``learning_rate`` (default: the configured one, or 0.01
+        while it is still to be measured)."""
+        rate = learning_rate if learning_rate is not None else self.learning_rate
+        return UpdateParams(
+            optimizer=self.optimizer,
+            learning_rate=UpdateParams.learning_rate if rate is None else rate,
+            learning_rate_range=tuple(self.learning_rate_range),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            momentum=self.momentum,
+        )
+
+
+@dataclass
+class ExportResult:
+    """Paths written and decisions taken (also recorded in the manifest)."""
+
+    out_dir: Path
+    manifest_path: Path
+    files: dict[str, Path]
+    precision_requested: str
+    precision_used: str
+    fp16_check: Optional[Fp16Check]
+    decisions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def classifier_path(self) -> Optional[Path]:
+        return self.files.get("classifier")
+
+    @property
+    def encoder_path(self) -> Optional[Path]:
+        return self.files.get("encoder")
+
+    @property
+    def updatable_head_path(self) -> Optional[Path]:
+        return self.files.get("updatable_head")
+
+    @property
+    def updatable_pipeline_path(self) -> Optional[Path]:
+        return self.files.get("updatable_pipeline")
+
+
+def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
+                  config: Optional[ExportConfig] = None, texts: Optional[Sequence[Any]] = None) -> ExportResult:
+    """Export a Hugging Face BERT/MobileBERT sequence-classifier folder to Core ML.
+
+    ``texts`` (strings or ``(text, label)`` pairs) are what the on-device learning rate is measured
+    on when ``config.learning_rate`` is None (see ``export.updatable.learning_rate``).
+
+    Raises ``ExportInputError`` for a bad input folder (message names the file/field and the fix)
+    and ``UpdatableRuleError`` if the updatable head would be refused by Core ML.
+    """
+    config = config or ExportConfig()
+    out_dir = Path(out_dir).absolute()
+    _check_out_dir(out_dir, config.overwrite)
+    folder = read_model_folder(model_dir)
+    try:
+        shell = load_shell_from_folder(folder.path, config.max_length)
+    except (ShellLoadError, ShellConfigError) as exc:
+        raise ExportInputError(f"{folder.path}: {exc}") from exc
+    decisions: list[str] = []
+    notes: list[str] = []
+    rows, rows_source = resolve_rows(texts, config.learning_rate_texts)
+    labels = list(folder.labels)
+    embedding_size = int(shell.embedding_size)
+    files: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    extra: dict[str, dict[str, Any]] = {}
+
+    with staged_directory(out_dir) as stage:
+        copied = _copy_tokenizer(folder, stage, config.max_length)
+        tokenizer_manifest = folder.tokenizer.manifest(VOCAB_FILE, copied)
+        tokens = _text_tokens(stage, tokenizer_manifest, config.max_length)
+        check = (_run_fp16_check(shell, folder, config, tokens([text for text, _ in rows]))
+                 if (config.fp16_check or config.precision == "fp16") else None)
+        precision = config.precision
+        if precision == "fp16" and check is not None and not check.safe:
+            precision = "fp32"
+            # Recorded once, in result.warnings (the CLI prints them as "warning: ..."), not also as a
+            # Python RuntimeWarning, which would print the same news a second time with a source line.
+            notes.append(f"fp16 requested but unsafe for this {folder.model_type} ({check.reason}); "
+                         "exporting with fp32 compute precision")
+        decisions.append(f"compute precision: requested {config.precision}, used {precision}"
+                         + (f" (fp16 check: {check.reason})" if check else " (fp16 check skipped)"))
+        nn_compute_units = "all" if (check is not None and check.safe) else "cpuOnly"
+        meta_common = _user_metadata(folder, config, precision)
+        rate = _learning_rate(shell, labels, tokens, config, rows, rows_source)
+        params = config.update_params(rate.chosen)
+        decisions.append(f"on-device learning rate {rate.chosen:g}: " + (
+            "fixed by --learning-rate" if rate.fixed_by_user else
+            f"lowest held-out loss of {', '.join(f'{c:g}' for c in rate.candidates)} ({rate.texts})"))
+        if config.build_classifier:
+            model = convert_classifier(shell, labels, config.max_length, precision)
+            apply_metadata(model, _metadata(folder, config, meta_common, "text classifier: tokens -> label, probabilities"))
+            files["classifier"] = _save(model, stage / CLASSIFIER_FILE)
+        if config.build_encoder:
+            model = convert_encoder(shell, config.max_length, precision)
+            apply_metadata(model, _metadata(folder, config, meta_common, "encoder: tokens -> pooled embedding"))
+            files["encoder"] = _save(model, stage / ENCODER_FILE)
+        head_spec = None
+        if config.build_updatable_head or config.build_updatable_pipeline:
+            weight = shell.classifier.weight.detach().cpu().numpy()
+            bias = shell.classifier.bias.detach().cpu().numpy()
+            head_spec = build_updatable_head(weight, bias, labels, params)  # raises UpdatableRuleError
+        if config.build_updatable_head:
+            model = _spec_model(head_spec)
+            apply_metadata(model, _metadata(folder, config, meta_common,
+                                            "updatable head: pooled embedding -> label; trains on device"))
+            check_spec(model.get_spec(), what="head")  # re-lint the exact spec being written
+            files["updatable_head"] = _save(model, stage / HEAD_FILE)
+        if config.build_updatable_pipeline:
+            try:
+                encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size,
+                                                           fp16_safe=nn_compute_units == "all")
+                pipeline_spec = build_updatable_pipeline(encoder_nn, head_spec, labels, config.max_length)
+            except (UpdatableRuleError, NotImplementedError, ValueError) as exc:
+                reason = _pipeline_unsupported(exc)
+                if reason is None:
+                    raise  # a bug, not a known limitation: never hide it behind a "skipped" file
+                notes.append(f"updatable pipeline not written: {reason}")
+                skipped["updatable_pipeline"] = reason
+            else:
+                model = _spec_model(pipeline_spec)
+                apply_metadata(model, _metadata(folder, config, meta_common,
+                                                "updatable pipeline: tokens -> label; the head trains on device"))
+                check_spec(model.get_spec(), what="pipeline")
+                files["updatable_pipeline"] = _save(model, stage / PIPELINE_FILE)
+                extra["updatable_pipeline"] = {
+                    "recommended_compute_units": nn_compute_units,
+                    "why": "a NeuralNetwork may run in fp16 on GPU/ANE; use cpuOnly unless the fp16 check passed",
+                }
+                decisions.append(f"updatable pipeline written; recommended compute units: {nn_compute_units}")
+
+        manifest = build_manifest(
+            model_type=folder.model_type,
+            labels=labels,
+            max_length=config.max_length,
+            embedding_size=embedding_size,
+            tokenizer=tokenizer_manifest,
+            precision={"requested": config.precision, "used": precision,
+                       "fp16_check": check.as_dict() if check else None, "notes": notes},
+            files=files,
+            extra=extra,
+            skipped=skipped,
+            versions=_versions(),
+            # Relative to the export folder: an absolute path would put the user's home folder into
+            # a manifest that may ship inside an app bundle.
+            # Both ends resolved (symlinks too: /tmp and /var are links on macOS), so the relative
+            # path leads back to the folder from the export folder's real location.
+            source_model_dir=os.path.relpath(folder.path.resolve(), out_dir.parent.resolve() / out_dir.name),
+        )
+        manifest["decisions"] = decisions
+        manifest["update_config"] = {
+            "optimizer": params.optimizer, "learning_rate": params.learning_rate,
+            "learning_rate_range": list(params.learning_rate_range), "batch_size": params.batch_size,
+            "allowed_batch_sizes": list(params.allowed_batch_sizes), "epochs": params.epochs,
+            "allowed_epochs": list(params.allowed_epochs), "momentum": params.momentum, "shuffle": params.shuffle,
+        }
+        manifest["update_learning_rate"] = rate.as_manifest()
+        write_json_atomic(stage / MANIFEST_NAME, manifest)
+
+    final = {role: out_dir / path.name for role, path in files.items()}
+    final["vocab"] = out_dir / VOCAB_FILE
+    return ExportResult(
+        out_dir=out_dir,
+        manifest_path=out_dir / MANIFEST_NAME,
+        files=final,
+        precision_requested=config.precision,
+        precision_used=precision,
+        fp16_check=check,
+        decisions=decisions,
+        warnings=notes,
+        skipped=skipped,
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _pipeline_unsupported(exc: BaseException) -> Optional[str]:
+    """The reason to skip the optional updatable pipeline, or None when ``exc`` must propagate.
+
+    Only two failures are known limitations rather than bugs: the pipeline breaks one of Core ML's
+    updatable-model rules (``UpdatableRuleError`` from our linter), or coremltools cannot express
+    an op of this encoder in the older NeuralNetwork format (its converter raises
+    NotImplementedError / ValueError, e.g. "No available version for pixel_unshuffle in the
+    coremltools.target.iOS13 opset" or "not supported by the NeuralNetwork ... model type"; the ML
+    Programs have no such gaps). Anything else - a TypeError or ValueError in our own code, any
+    other exception type from coremltools - propagates and fails the export.
+    """
+    if isinstance(exc, UpdatableRuleError):
+        return f"it breaks Core ML's updatable-model rules: {exc}"
+    if isinstance(exc, (NotImplementedError, ValueError)) and _raised_in(exc, _CONVERTER):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"coremltools cannot convert this encoder to a NeuralNetwork: {type(exc).__name__}: {first}"
+    return None
+
+
+_CONVERTER = os.path.join("coremltools", "converters", "")
+
+
+def _raised_in(exc: BaseException, path_part: str) -> bool:
+    """Was ``exc`` raised by code whose file path contains ``path_part`` (its innermost frame)?"""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return path_part in tb.tb_frame.f_code.co_filename
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ExportInputError(f"--out {out_dir} exists and is not a directory")
+    if not any(out_dir.iterdir()):
+        return
+    if not (out_dir / MANIFEST_NAME).is_file():
+        raise ExportInputError(
+            f"--out {out_dir} is a non-empty folder that is not a previous export (no {MANIFEST_NAME}); "
+            "choose a new or empty folder"
+        )
+    if not overwrite:
+        raise ExportInputError(f"--out {out_dir} already holds an export; pass overwrite=True to replace it")
+
+
+def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig, texts: tuple) -> Fp16Check:
+    """Random token rows plus real texts: random ids alone passed a MobileBERT whose fp16 output
+    drifts 0.24 on real sentences (found by executing the shipped fp16 Classifier)."""
+    specials = folder.tokenizer.special_tokens
+    ids, mask = sample_inputs(
+        vocab_size=folder.tokenizer.vocab_size,
+        max_length=config.max_length,
+        cls_id=specials["cls"].id,
+        sep_id=specials["sep"].id,
+        pad_id=specials["pad"].id,
+        count=config.fp16_check_samples,
+        exclude_ids=[tok.id for tok in specials.values()],
+    )
+    ids, mask = torch.cat([ids, texts[0].to(ids.dtype)]), torch.cat([mask, texts[1].to(mask.dtype)])
+    return check_fp16(shell, ids, mask, prob_tolerance=config.fp16_prob_tolerance)
+
+
+def _text_tokens(stage: Path, tokenizer_manifest: dict, max_length: int):
+    """texts -> (ids, mask) int64 tensors, tokenised by the tokenizer files just written into the
+    export (what the app ships), padded to the models' length."""
+    from export.check.inputs import load_tokenizer, tokenize
+
+    manifest = {"max_length": max_length, "tokenizer": tokenizer_manifest}
+    tokenizer = load_tokenizer(stage, manifest)
+
+    def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tokenize(tokenizer, texts, manifest)
+        return (torch.from_numpy(batch.input_ids.astype("int64")), torch.from_numpy(batch.attention_mask.astype("int64")))
+
+    return encode
+
+
+def _learning_rate(shell, labels: list, tokens, config: ExportConfig, rows: list, source: str) -> LearningRateChoice:
+    """The user's ``--learning-rate``, else the candidate the simulated update measures best."""
+    if config.learning_rate is not None:
+        return LearningRateChoice(chosen=float(config.learning_rate), fixed_by_user=True)
+    if not (config.build_updatable_head or config.build_updatable_pipeline):
+        return LearningRateChoice(chosen=float(config.update_params().learning_rate), fixed_by_user=False,
+                                  texts="not measured: no updatable model is built")
+    from export.updatable.head import HeadNames
+
+    weight = shell.classifier.weight.detach().cpu().numpy()
+    bias = shell.classifier.bias.detach().cpu().numpy()
+
+    def pooled(texts: list[str]):
+        ids, mask = tokens(texts)
+        with torch.no_grad():
+            vectors = shell.pooled(ids, mask)
+            predicted = shell.classifier(vectors).argmax(dim=-1)
+        return vectors.numpy(), predicted.numpy()
+
+    names = HeadNames()
+    return choose(lambda rate: build_updatable_head(weight, bias, labels, config.update_params(rate)), pooled,
+                  labels, config.learning_rate_candidates, rows, source, names.input, names.label)
+
+
+def _spec_model(spec) -> ct.models.MLModel:
+    # On macOS, loading compiles the model: Core ML itself validates the updatable spec. coremltools
+    # only warns when that fails (and keeps the error), so a rejected model is raised here instead.
+    model = ct.models.MLModel(spec, skip_model_load=sys.platform != "darwin")
+    error = getattr(model, "_framework_error", None)
+    if sys.platform == "darwin" and error is not None:
+        raise UpdatableRuleError(f"Core ML refused to load the updatable model: {error}")
+    return model
+
+
+def _save(model: ct.models.MLModel, path: Path) -> Path:
+    model.save(str(path))
+    return path
+
+
+def _user_metadata(folder: ModelFolder, config: ExportConfig, precision: str) -> dict[str, str]:
+    import json
+
+    specials = {role: tok.id for role, tok in folder.tokenizer.special_tokens.items()}
+    return {
+        "labels": json.dumps(list(folder.labels), ensure_ascii=False),
+        "max_length": str(config.max_length),
+        "model_type": folder.model_type,
+        "compute_precision": precision,
+        "tokenizer": json.dumps({
+            "vocab_file": VOCAB_FILE,
+            "vocab_size": folder.tokenizer.vocab_size,
+            "lowercase": folder.tokenizer.lowercase,
+            "special_token_ids": specials,
+        }),
+        "manifest": MANIFEST_NAME,
+        "exported_by": "mlx_distill export",
+    }
+
+
+def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], what: str) -> ModelMetadata:
+    name = {"bert": "BERT", "mobilebert": "MobileBERT"}[folder.model_type]
+    prefix = f"{config.description} - " if config.description else ""
+    return ModelMetadata(
+        short_description=f"{prefix}{name} {what}. Labels: {', '.join(folder.labels)}. Max length {config.max_length}.",
+        version=config.version,
+        author=config.author,
+        license=config.license,
+        user_defined=user,
+        feature_descriptions={
+            INPUT_IDS: f"WordPiece token ids, [CLS] text [SEP], right-padded to {config.max_length}",
+            ATTENTION_MASK: "1 for real tokens, 0 for padding",
+            POOLED: "pooled sentence embedding (the updatable head's input)",
+            "label": "predicted class label",
+            "label_probs": "probability of each class label",
+        },
+    )
+
+
+def _copy_tokenizer(folder: ModelFolder, stage: Path, max_length: int) -> list[str]:
+    from export.convert.tokenizer import write_vocab
+
+    write_vocab(folder.tokenizer, stage / VOCAB_FILE)
+    copied = [VOCAB_FILE]
+    for name in _TOKENIZER_COPIES:
+        source = folder.path / name
+        if not source.is_file():
+            continue
+        if name == "tokenizer.json":
+            _write_fixed_length_tokenizer(source, stage / name, max_length, folder)
+        else:
+            shutil.copyfile(source, stage / name)
+        copied.append(name)
+    return copied
+
+
+def _write_fixed_length_tokenizer(source: Path, target: Path, max_length: int, folder: ModelFolder) -> None:
+    """Ship tokenizer.json padding/truncating to exactly the models' input length.
+
+    A teacher's file often pads to its own length (all-MiniLM: 128); loaded as shipped (Python
+    ``tokenizers``, a Swift port) it would then produce arrays the [1, max_length] models reject.
+    """
+    data = json.loads(source.read_text(encoding="utf-8"))
+    pad = folder.tokenizer.special_tokens.get("pad")
+    data["truncation"] = {"direction": "Right", "max_length": max_length, "strategy": "LongestFirst", "stride": 0}
+    data["padding"] = {
+        "strategy": {"Fixed": max_length}, "direction": "Right", "pad_to_multiple_of": None,
+        "pad_id": pad.id if pad else 0, "pad_type_id": 0, "pad_token": pad.token if pad else "[PAD]",
+    }
+    target.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+
+    return {"torch": torch.__version__, "coremltools": ct.__version__, "numpy": numpy.__version__,
+            "python": sys.version.split()[0]}
