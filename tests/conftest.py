@@ -16,7 +16,6 @@ import pytest
 import mlx_distill  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
-sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:

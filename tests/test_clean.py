@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_models import save_real_vocab_bert
+from tests.helpers.hf_models import save_real_vocab_bert
 from mlx_distill import demo
 from mlx_distill.clean import DEFAULT_MIN_CONFIDENCE, CleanConfig, add_parser, clean, config_from_args, decide
 from mlx_distill.data import DataError, read_examples

@@ -11,7 +11,7 @@ import sys
 import coremltools as ct
 
 from mlx_distill.models import MobileBertConfig, build_classifier, save_pretrained
-from hf_models import LABELS
+from tests.helpers.hf_models import LABELS
 
 
 def test_export_command_writes_models_and_manifest(tmp_path, minilm_dir):

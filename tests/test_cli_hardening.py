@@ -18,7 +18,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import mlx_distill
-from hf_models import copy_tokenizer, save_hf_classifier, save_real_vocab_bert
+from tests.helpers.hf_models import copy_tokenizer, save_hf_classifier, save_real_vocab_bert
 
 DEMO = Path(mlx_distill.__file__).parent / "demo" / "data" / "train.jsonl"
 INTERRUPTED = "interrupted; run the same command again to resume"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_models import LABELS, copy_tokenizer, save_hf_classifier
+from tests.helpers.hf_models import LABELS, copy_tokenizer, save_hf_classifier
 from mlx_distill.data import DataError, read_examples
 from mlx_distill.predict import TextClassifier
 

@@ -9,7 +9,7 @@ import torch
 
 import mlx.core as mx
 from export.shell.load import load_shell_from_folder
-from hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
+from tests.helpers.hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
 from mlx_distill.models import MobileBertConfig, build_classifier, load_classifier, save_pretrained
 
 LENGTH = 16

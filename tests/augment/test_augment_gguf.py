@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_gguf import NO_SYSTEM, write_tiny_gguf
+from tests.helpers.tiny_gguf import NO_SYSTEM, write_tiny_gguf
 
 from mlx_distill.augment import AugmentConfig
 from mlx_distill.augment.backends import MlxBackend, Request, resolve_model

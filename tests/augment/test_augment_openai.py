@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chat_server import ChatServer, distinct_text
+from tests.helpers.chat_server import ChatServer, distinct_text
 
 from mlx_distill.augment import AugmentConfig, run_augment
 from mlx_distill.augment.run import progress_path

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from offline import run_offline
+from tests.helpers.offline import run_offline
 
 from mlx_distill.augment import AugmentConfig, run_augment
 from mlx_distill.augment.backends import MlxBackend, Request

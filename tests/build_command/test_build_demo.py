@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from offline import run_offline
+from tests.helpers.offline import run_offline
 
 pytestmark = pytest.mark.slow  # the real demo: ~2 minutes on an idle 2-core CPU, far more on a busy one
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import mlx_distill
-from offline import run_offline
+from tests.helpers.offline import run_offline
 
 pytestmark = pytest.mark.slow  # about 4 minutes in all on a 2-core CPU
 
@@ -193,8 +193,7 @@ def test_build_killed_during_distillation_resumes(built, tmp_path):
 def test_augment_and_clean_stages_feed_the_student(built, tmp_path):
     """[augment] against a real OpenAI-compatible server on 127.0.0.1, [clean] with the build's
     teacher: the rows the teacher keeps reach distillation, and the report counts them."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "augment"))
-    from chat_server import ChatServer
+    from tests.helpers.chat_server import ChatServer
 
     folder, run, _ = built
     copy = tmp_path / "run"

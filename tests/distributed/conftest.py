@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mlx_distill
-from hf_models import save_real_vocab_bert
+from tests.helpers.hf_models import save_real_vocab_bert
 
 DEMO = Path(mlx_distill.__file__).parent / "demo" / "data" / "train.jsonl"
 

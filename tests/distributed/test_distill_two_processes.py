@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from dp_helpers import ENV, distill_args, run_distributed
+from tests.helpers.dp_helpers import ENV, distill_args, run_distributed
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dp_helpers import ENV
+from tests.helpers.dp_helpers import ENV
 from mlx_distill.distributed import PEER_LOST, RankOutcome, add_flags, launch_plan, split_flags
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import (
+from tests.helpers.export_test_utils import (
     MAX_LENGTH,
     make_model_folder,
     mobilebert_config,

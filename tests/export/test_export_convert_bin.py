@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import WORDS, bert_config, padded_batch, scramble, write_tokenizer
+from tests.helpers.export_test_utils import WORDS, bert_config, padded_batch, scramble, write_tokenizer
 from export.convert_bin import ConvertBinError, convert_bin_folder, main
 
 transformers = pytest.importorskip("transformers")

@@ -13,7 +13,7 @@ import pytest
 import torch
 import coremltools as ct
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.shell import load_shell_from_folder
 
 pytestmark = pytest.mark.skipif(sys.platform != "darwin", reason="Core ML prediction needs macOS")

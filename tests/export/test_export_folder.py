@@ -12,7 +12,7 @@ import torch
 import coremltools as ct
 from coremltools.proto import MIL_pb2, Model_pb2
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.atomic import staged_directory
 from export.convert.input_folder import ExportInputError
 from export.runtime.neuralnetwork.pipelines import load_executor

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from export_test_utils import MAX_LENGTH
+from tests.helpers.export_test_utils import MAX_LENGTH
 from export.atomic import OutOfSpaceError, staged_directory, write_json_atomic
 from export.folder import ExportConfig, export_folder
 

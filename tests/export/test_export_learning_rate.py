@@ -8,7 +8,7 @@ import coremltools as ct
 import numpy as np
 import pytest
 
-from export_test_utils import LABELS, MAX_LENGTH
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH
 from export.updatable.learning_rate import LearningRateTextsError, pick, read_texts, targets_for
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, label_maps, write_tokenizer
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, label_maps, write_tokenizer
 from export.convert.input_folder import ExportInputError, allowed_tokenizer_shortfall, read_model_folder
 from export.folder import ExportConfig, _pipeline_unsupported, export_folder
 from export.updatable.rules import UpdatableRuleError

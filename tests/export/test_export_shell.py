@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, bert_config, mobilebert_config, padded_batch, scramble
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, bert_config, mobilebert_config, padded_batch, scramble
 from export.shell import build_shell, load_shell_from_folder, load_state_into
 from export.shell.common import ShellConfigError, PooledEncoder
 from export.shell.load import ShellLoadError

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, WORDS, mobilebert_config, scramble, write_tokenizer
+from tests.helpers.export_test_utils import MAX_LENGTH, WORDS, mobilebert_config, scramble, write_tokenizer
 from export.convert.fp16_safety import FP16_MAX, check_fp16, sample_inputs
 from export.shell import build_shell
 from export.shell.common import FP16_MASK_VALUE

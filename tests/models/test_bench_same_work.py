@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from hf_models import TINY_BERT, TINY_MOBILEBERT
+from tests.helpers.hf_models import TINY_BERT, TINY_MOBILEBERT
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_train.py"
 

@@ -12,7 +12,7 @@ import transformers
 from safetensors.numpy import load_file, save_file
 
 import mlx.core as mx
-from hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
+from tests.helpers.hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
 from mlx_distill.models import (
     MobileBertConfig, build_classifier, load_classifier, load_encoder, read_config, resolve_model_dir, save_pretrained,
 )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mlx.core as mx
-from hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
+from tests.helpers.hf_models import LABELS, TINY_BERT, TINY_MOBILEBERT, padded_batch, save_hf_classifier
 from mlx_distill.models import load_classifier
 
 TOL = 1e-4

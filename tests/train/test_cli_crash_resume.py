@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import mlx_distill
-from hf_models import save_real_vocab_bert
+from tests.helpers.hf_models import save_real_vocab_bert
 
 DEMO = os.path.join(os.path.dirname(mlx_distill.__file__), "demo", "data", "train.jsonl")
 

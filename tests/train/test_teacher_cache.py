@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mlx.core as mx
-from hf_models import LABELS, save_hf_classifier, save_real_vocab_bert
+from tests.helpers.hf_models import LABELS, save_hf_classifier, save_real_vocab_bert
 from mlx_distill.data import Example
 from mlx_distill.models import load_classifier
 from mlx_distill.tokenizer import TextTokenizer

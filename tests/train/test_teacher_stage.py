@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from safetensors.numpy import load_file
 
-from hf_models import save_real_vocab_bert
+from tests.helpers.hf_models import save_real_vocab_bert
 from mlx_distill.data import Example
 from mlx_distill.train.teacher import TeacherConfig, fine_tune_teacher
 from mlx_distill.train.trainer import TrainConfig

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import mlx_distill
-from hf_models import copy_tokenizer, save_hf_classifier
+from tests.helpers.hf_models import copy_tokenizer, save_hf_classifier
 from mlx_distill.data import Example
 from mlx_distill.train.distill import DistillConfig, distill
 from mlx_distill.train.student_init import StudentSpec
@@ -77,7 +77,7 @@ def test_distill_unlabeled_through_the_cli(tmp_path, minilm_dir):
 
 def test_distill_unlabeled_needs_no_network(tmp_path, minilm_dir):
     """The transfer-set distillation runs with every non-loopback connection impossible."""
-    from offline import run_offline
+    from tests.helpers.offline import run_offline
 
     probe = run_offline([sys.executable, "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=3)"],
                         capture_output=True, text=True)

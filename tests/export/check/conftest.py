@@ -26,7 +26,7 @@ def copy_export(tmp_path):
 @pytest.fixture(scope="session")
 def bert_shell_probabilities(bert_dir):
     """The BERT student's probabilities through the PyTorch shell, as a reference-shaped callable."""
-    from export_test_utils import MAX_LENGTH
+    from tests.helpers.export_test_utils import MAX_LENGTH
 
     from export.shell import load_shell_from_folder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS
 
 from export.check import CHECK_JSON, CheckConfig, run_checks
 

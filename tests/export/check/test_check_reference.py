@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export_test_utils import WORDS
+from tests.helpers.export_test_utils import WORDS
 
 from export.check import CheckConfig, run_checks
 

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from export_test_utils import MAX_LENGTH, mobilebert_config, write_tokenizer
+from tests.helpers.export_test_utils import MAX_LENGTH, mobilebert_config, write_tokenizer
 from export.check import CheckConfig, run_checks
 from export.folder import ExportConfig, export_folder
 

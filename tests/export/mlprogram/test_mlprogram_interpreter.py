@@ -11,7 +11,7 @@ import pytest
 import torch
 from coremltools.proto import MIL_pb2, Model_pb2
 
-from export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
+from tests.helpers.export_test_utils import LABELS, MAX_LENGTH, WORDS, padded_batch
 from export.runtime.mlprogram.fp16_emulation import fp16_report
 from export.runtime.mlprogram.interpreter import MLProgramExecutor, OpExecutionError, UnsupportedOpError
 from export.shell import load_shell_from_folder

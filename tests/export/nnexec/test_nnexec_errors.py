@@ -8,7 +8,7 @@ import pytest
 from export.runtime.neuralnetwork.errors import InputError, UnsupportedLayerError, UnsupportedModelError
 from export.runtime.neuralnetwork.pipelines import PipelineExecutor, load_executor
 from export.runtime.neuralnetwork.registry import supported_layer_types
-from nnexec_helpers import make_builder, rand
+from tests.helpers.nnexec_helpers import make_builder, rand
 
 
 def test_unknown_layer_type_names_layer_and_type():

@@ -6,7 +6,7 @@ import numpy as np
 
 from export.runtime.neuralnetwork.fp16_emulation import fp16_report
 from export.runtime.neuralnetwork.pipelines import load_executor
-from nnexec_helpers import make_builder
+from tests.helpers.nnexec_helpers import make_builder
 
 
 def _overflowing_spec():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from nnexec_helpers import rand, run_single
+from tests.helpers.nnexec_helpers import rand, run_single
 
 
 @pytest.mark.parametrize("shape,expected", [
@@ -94,7 +94,7 @@ def test_fp16_stored_weights_are_decoded_exactly():
     from coremltools.models.utils import _convert_neural_network_spec_weights_to_fp16
 
     from export.runtime.neuralnetwork.pipelines import load_executor
-    from nnexec_helpers import make_builder
+    from tests.helpers.nnexec_helpers import make_builder
 
     w, b = rand(3, 5, seed=1), rand(3, seed=2)
     nb = make_builder([("x", (5,))])
@@ -111,7 +111,7 @@ def test_fp16_stored_weights_are_decoded_exactly():
 def test_quantized_weights_are_rejected_naming_the_layer():
     from export.runtime.neuralnetwork.errors import UnsupportedWeightsError
     from export.runtime.neuralnetwork.pipelines import load_executor
-    from nnexec_helpers import make_builder
+    from tests.helpers.nnexec_helpers import make_builder
 
     nb = make_builder([("x", (5,))])
     nb.add_inner_product("dense_q", rand(3, 5), None, 5, 3, False, "x", "out")

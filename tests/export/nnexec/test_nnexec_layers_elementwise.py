@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from nnexec_helpers import rand, run_single
+from tests.helpers.nnexec_helpers import rand, run_single
 
 X = rand(2, 3, 4, 5, seed=7, low=-3, high=3)
 T = torch.from_numpy(X)

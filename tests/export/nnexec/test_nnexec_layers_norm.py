@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from nnexec_helpers import rand, run_single
+from tests.helpers.nnexec_helpers import rand, run_single
 
 
 def test_softmax_normalises_axis_minus_3():

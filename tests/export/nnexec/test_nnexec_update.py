@@ -19,7 +19,7 @@ from export.runtime.neuralnetwork.errors import InputError, UpdateConfigError
 from export.runtime.neuralnetwork.pipelines import load_executor
 from export.runtime.neuralnetwork.simulate_update import simulate_update
 from export.runtime.neuralnetwork.training_config import read_update_config
-from nnexec_helpers import make_builder
+from tests.helpers.nnexec_helpers import make_builder
 
 E, C = 6, 3
 LABELS = ["sport", "weather", "business"]
