@@ -1,5 +1,5 @@
-"""Helpers of the data-parallel tests (imported by name: a second conftest module would shadow
-the top-level one)."""
+"""Helpers of the data-parallel tests (tests/distributed): the thread-limited environment and the
+``python -m mlx_distill.distributed`` runs."""
 
 from __future__ import annotations
 
