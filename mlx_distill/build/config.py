@@ -52,14 +52,19 @@ class TeacherSource:
                               "python:PACKAGE/SUBFOLDER (a folder shipped inside an installed package)")
 
 
+#: How a student can start (mlx_distill.train.student_init builds each).
+STUDENT_INITS = ("teacher", "teacher-layers", "random", "pretrained")
+
+
 @dataclass
 class StudentSettings:
     """How the student starts (``[distill]`` in a build file, flags of ``distill``)."""
 
     student: str | None = setting(None, "pre-trained MobileBERT folder to start from (init pretrained)")
     init: str | None = setting(None, "student start: pretrained (needs student), teacher (embeddings from the "
-                                     "teacher; the default without student) or random",
-                               choices=("teacher", "random", "pretrained"))
+                                     "teacher; the default without student), teacher-layers (the teacher's "
+                                     "width, its blocks copied: larger, closest to the teacher) or random",
+                               choices=STUDENT_INITS)
     student_preset: str = setting("mobilebert-4l", "student size; auto = tiny on a CPU, mobilebert-4l on a GPU",
                                   choices=_PRESETS)
     student_config: str | None = setting(None, "MobileBERT config.json for the student (overrides the preset)")

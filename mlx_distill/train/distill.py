@@ -174,7 +174,7 @@ def distill(
     index = np.concatenate([np.tile(np.arange(len(splits.train)), config.labelled_repeats),
                             np.arange(len(splits.train), len(train_set))])
 
-    model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size)
+    model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size, config.layer_map)
     check_inputs_fit(model.config, tokenizer.vocab_size, config.max_length, "student")
     s_layers = model.config.num_hidden_layers
     t_layers = teacher.config.num_hidden_layers

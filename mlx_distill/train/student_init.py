@@ -7,16 +7,31 @@
   projected onto its top principal directions (PCA) to the student's sizes. The student starts
   with the teacher's lexical geometry, which matters most when there is no pre-trained MobileBERT
   and only a few hundred texts. Needs a shared vocabulary (same tokenizer).
+- ``teacher-layers``: a MobileBERT with its bottlenecks, trigram input and stacked FFNs switched
+  off and LayerNorm on -- which is exactly a post-LN BERT block -- in the teacher's width, with the
+  preset's number of layers. Its embeddings, the teacher layers it is trained to imitate (the layer
+  map), pooler and head are copied from the fine-tuned teacher, so it starts as a shallower
+  teacher instead of from nothing. Why: without a pre-trained MobileBERT (none is reachable
+  offline) a student started from random blocks needs many passes over a large transfer set;
+  measured on BANKING77 with 10 labels per intent it stayed 7 points under its teacher. The
+  price is size: 4 of MiniLM-L6's layers are ~19M parameters against mobilebert-4l's ~7.5M.
+  The teacher must be a BERT (the blocks are copied by their Hugging Face names).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
 
+from mlx_distill.build.config import STUDENT_INITS
 from mlx_distill.models import MobileBertConfig, SequenceClassifier, build_classifier, load_classifier
+from mlx_distill.models.config import EncoderConfig
+from mlx_distill.train.losses import uniform_layer_map
 
 STUDENT_PRESETS: dict[str, dict[str, object]] = {
     # The published MobileBERT (24 layers, 25M parameters).
@@ -33,15 +48,15 @@ STUDENT_PRESETS: dict[str, dict[str, object]] = {
 
 @dataclass
 class StudentSpec:
-    init: str = "teacher"  # "teacher" | "random" | "pretrained"
+    init: str = "teacher"  # "teacher" | "teacher-layers" | "random" | "pretrained"
     preset: str = "mobilebert-4l"  # used for "teacher" / "random"
     config_file: str | None = None  # a config.json overriding the preset
     pretrained_dir: str | None = None  # for "pretrained"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.init not in ("teacher", "random", "pretrained"):
-            raise ValueError(f"student init must be teacher, random or pretrained, not {self.init!r}")
+        if self.init not in STUDENT_INITS:
+            raise ValueError(f"student init must be one of {', '.join(STUDENT_INITS)}, not {self.init!r}")
         if self.init == "pretrained" and not self.pretrained_dir:
             raise ValueError("init 'pretrained' needs the pre-trained MobileBERT folder (--student)")
         if self.preset not in STUDENT_PRESETS:
@@ -59,6 +74,49 @@ def student_config(spec: StudentSpec, vocab_size: int, labels: list[str], max_po
     return MobileBertConfig.from_dict({"model_type": "mobilebert", **fields}).with_labels(labels)
 
 
+def teacher_shaped_config(preset: MobileBertConfig, teacher: EncoderConfig) -> MobileBertConfig:
+    """The MobileBERT switches that make each block a BERT block, in the teacher's sizes; the
+    preset keeps only its depth (at most the teacher's) and its dropout settings."""
+    return dataclasses.replace(
+        preset, hidden_size=teacher.hidden_size, embedding_size=teacher.hidden_size,
+        intra_bottleneck_size=teacher.hidden_size, intermediate_size=teacher.intermediate_size,
+        num_attention_heads=teacher.num_attention_heads, hidden_act=teacher.hidden_act,
+        layer_norm_eps=teacher.layer_norm_eps, type_vocab_size=teacher.type_vocab_size,
+        num_hidden_layers=min(preset.num_hidden_layers, teacher.num_hidden_layers),
+        max_position_embeddings=teacher.max_position_embeddings,
+        trigram_input=False, use_bottleneck=False, use_bottleneck_attention=False,
+        key_query_shared_bottleneck=False, num_feedforward_networks=1, normalization_type="layer_norm",
+        classifier_activation=True,
+    )
+
+
+def copy_teacher_layers(student: SequenceClassifier, teacher: SequenceClassifier, layer_map: dict[int, int]) -> list[str]:
+    """Copy embeddings, the mapped blocks, pooler and head by their Hugging Face names; returns what
+    was copied. ``layer_map`` is 1-based (student layer -> teacher layer), as the hidden-state loss
+    uses it, so each student block starts as the teacher block it is then trained to imitate."""
+    source, target = teacher.encoder_model, student.encoder_model
+    copied = []
+
+    def take(into: nn.Module, src: nn.Module, name: str) -> None:
+        ours, theirs = dict(tree_flatten(into.parameters())), dict(tree_flatten(src.parameters()))
+        missing = sorted(set(ours) - set(theirs))
+        if missing or any(ours[k].shape != theirs[k].shape for k in ours):
+            raise ValueError(f"init teacher-layers: {name} does not match the teacher's ({missing[:3] or 'shapes'})")
+        into.update(tree_unflatten([(k, theirs[k]) for k in ours]))
+        copied.append(name)
+
+    emb = target.embeddings
+    for part in ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm"):
+        take(getattr(emb, part), getattr(source.embeddings, part), f"embeddings.{part}")
+    for s_layer in range(1, len(target.encoder.layer) + 1):
+        t_layer = layer_map[s_layer]
+        take(target.encoder.layer[s_layer - 1], source.encoder.layer[t_layer - 1], f"layer {s_layer - 1} <- teacher {t_layer - 1}")
+    if "pooler" in source:
+        take(target.pooler, source.pooler, "pooler")
+    take(student.classifier, teacher.classifier, "classifier")
+    return copied
+
+
 def _pca_project(table: np.ndarray, width: int) -> np.ndarray:
     """Rows of ``table`` (N, D) in the basis of its top-``width`` principal directions (N, width).
     When width > D the extra columns are zero."""
@@ -71,9 +129,11 @@ def _pca_project(table: np.ndarray, width: int) -> np.ndarray:
 
 
 def init_student(
-    spec: StudentSpec, labels: list[str], teacher: SequenceClassifier, teacher_vocab: int
+    spec: StudentSpec, labels: list[str], teacher: SequenceClassifier, teacher_vocab: int,
+    layer_map: dict[int, int] | None = None,
 ) -> tuple[SequenceClassifier, dict[str, object]]:
-    """Build the student; returns (model, a description for the report)."""
+    """Build the student; returns (model, a description for the report). ``layer_map`` (the
+    distillation's, 1-based; default uniform) picks the blocks ``teacher-layers`` copies."""
     if spec.init == "pretrained":
         loaded = load_classifier(spec.pretrained_dir, labels=labels, seed=spec.seed)
         if loaded.config.model_type != "mobilebert":
@@ -85,8 +145,15 @@ def init_student(
             )
         return loaded.model, {"init": "pretrained", "from": str(loaded.path)}
     config = student_config(spec, teacher_vocab, labels, teacher.config.max_position_embeddings)
+    if spec.init == "teacher-layers":
+        if teacher.config.model_type != "bert":
+            raise ValueError(f"init teacher-layers copies BERT blocks; the teacher is a {teacher.config.model_type}")
+        config = teacher_shaped_config(config, teacher.config)
     model = build_classifier(config, seed=spec.seed)
     described: dict[str, object] = {"init": spec.init, "preset": spec.preset, "config_file": spec.config_file}
+    if spec.init == "teacher-layers":
+        pairs = {**uniform_layer_map(config.num_hidden_layers, teacher.config.num_hidden_layers), **(layer_map or {})}
+        described["copied"] = copy_teacher_layers(model, teacher, pairs)
     if spec.init == "teacher":
         source = teacher.encoder_model.embeddings
         target = model.encoder_model.embeddings
