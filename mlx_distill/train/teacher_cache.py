@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from safetensors import safe_open
 
 from mlx_distill.distributed import World, barrier, broadcast_json, world as current_world
 from mlx_distill.fileio import disk_full_guard, fsync_path, hash_into, sha256_file
@@ -75,23 +77,32 @@ def cache_key(teacher_dir: Path, dataset: EncodedDataset, spec: CacheSpec) -> st
     return digest.hexdigest()[:24]
 
 
-_NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32}
+_NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32}  # what _write stores (see _compact)
 
 
 def _memory_map(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file as read-only memory maps (the format is an 8-byte header
-    length, a JSON header of dtype/shape/offsets, then raw little-endian data)."""
-    with path.open("rb") as f:
-        header_length = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_length))
-    start = 8 + header_length
+    """The tensors of a safetensors file as read-only memory maps.
+
+    ``safe_open`` reads and validates the header, but its slices take ranges only, not a batch's
+    shuffled rows: read row by row, 32 rows of a (1024, 128, 312) fp16 tensor cost 1.4 ms against
+    0.07 ms from a NumPy memory map (measured on CPU), per cached tensor and step. So each tensor
+    is mapped with NumPy where the format puts it: back to back in ``offset_keys`` order, ending at
+    the end of the file (``safe_open`` refuses a header that leaves a gap or does not cover the
+    file), and the first row read both ways must agree."""
     out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        begin, _ = entry["data_offsets"]
-        out[name] = np.memmap(path, dtype=_NUMPY_DTYPES[entry["dtype"]], mode="r", offset=start + begin,
-                              shape=tuple(entry["shape"]))
+    with safe_open(path, framework="numpy") as f:
+        layout = []
+        for name in f.offset_keys():
+            piece = f.get_slice(name)
+            if piece.get_dtype() not in _NUMPY_DTYPES:
+                raise ValueError(f"{path}: {name} is {piece.get_dtype()}, not a dtype the teacher cache writes")
+            layout.append((name, np.dtype(_NUMPY_DTYPES[piece.get_dtype()]), tuple(piece.get_shape())))
+        offset = path.stat().st_size - sum(dtype.itemsize * math.prod(shape) for _, dtype, shape in layout)
+        for name, dtype, shape in layout:
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+            offset += dtype.itemsize * math.prod(shape)
+            if not np.array_equal(out[name][:1], f.get_slice(name)[:1], equal_nan=True):
+                raise ValueError(f"{path}: {name} is not where the safetensors header puts it")
     return out
 
 

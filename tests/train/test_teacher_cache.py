@@ -111,3 +111,27 @@ def test_a_damaged_cache_is_detected_and_rebuilt(teacher_dir, tmp_path, capfd):
     assert not again.reused and "does not match its checksum" in capfd.readouterr().err
     np.testing.assert_allclose(np.asarray(again.hidden[3]), hidden)
     assert TeacherCache.build(teacher, data, spec, tmp_path / "cache").reused
+
+
+def test_shards_are_memory_mapped_where_safe_open_reads_them(tmp_path):
+    """The memory maps sit where safetensors' own reader finds each tensor (mixed dtypes, several
+    tensors, a metadata block); a dtype the cache never writes is refused by name."""
+    from safetensors import safe_open
+
+    from mlx_distill.train.teacher_cache import _memory_map
+
+    rng = np.random.default_rng(0)
+    tensors = {"logits": rng.normal(size=(5, 3)).astype(np.float32),
+               "hidden.2": rng.normal(size=(5, 7, 4)).astype(np.float16),
+               "attention.1": rng.random((5, 1, 7, 7)).astype(np.float16)}
+    mx.save_safetensors(str(tmp_path / "shard.safetensors"), {k: mx.array(v) for k, v in tensors.items()},
+                        metadata={"note": "x" * 13})
+    maps = _memory_map(tmp_path / "shard.safetensors")
+    assert set(maps) == set(tensors) and all(isinstance(m, np.memmap) for m in maps.values())
+    with safe_open(tmp_path / "shard.safetensors", framework="numpy") as f:
+        for name, values in tensors.items():
+            np.testing.assert_array_equal(maps[name], f.get_tensor(name))
+            np.testing.assert_array_equal(maps[name], values)
+    mx.save_safetensors(str(tmp_path / "ints.safetensors"), {"logits": mx.array([[1, 2]], mx.int32)})
+    with pytest.raises(ValueError, match="logits is I32, not a dtype the teacher cache writes"):
+        _memory_map(tmp_path / "ints.safetensors")
