@@ -22,22 +22,20 @@ from tokenizers.implementations import BertWordPieceTokenizer
 class Encoded:
     input_ids: np.ndarray  # (N, max_length) int32
     attention_mask: np.ndarray  # (N, max_length) int32
-    token_type_ids: np.ndarray  # (N, max_length) int32
 
 
 class TextTokenizer:
-    def __init__(self, tokenizer: Tokenizer, max_length: int, source: Path):
+    def __init__(self, tokenizer: Tokenizer, max_length: int):
         if max_length < 2:
             raise ValueError("max_length must be at least 2 ([CLS] and [SEP])")
-        self.source = source
         self.max_length = max_length
         self._tok = tokenizer
         pad_id = tokenizer.token_to_id("[PAD]")
-        self.pad_id = 0 if pad_id is None else pad_id
+        pad_id = 0 if pad_id is None else pad_id
         self._tok.no_padding()
         self._tok.no_truncation()
         self._tok.enable_truncation(max_length=max_length)
-        self._tok.enable_padding(length=max_length, pad_id=self.pad_id, pad_token=tokenizer.id_to_token(self.pad_id) or "[PAD]")
+        self._tok.enable_padding(length=max_length, pad_id=pad_id, pad_token=tokenizer.id_to_token(pad_id) or "[PAD]")
 
     @classmethod
     def from_dir(cls, model_dir: str | os.PathLike[str], max_length: int = 128) -> "TextTokenizer":
@@ -45,13 +43,13 @@ class TextTokenizer:
         tokenizer_json, vocab = model_dir / "tokenizer.json", model_dir / "vocab.txt"
         if tokenizer_json.exists():
             try:
-                return cls(Tokenizer.from_file(str(tokenizer_json)), max_length, tokenizer_json)
+                return cls(Tokenizer.from_file(str(tokenizer_json)), max_length)
             except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception subclasses
                 raise ValueError(f"{tokenizer_json}: cannot read tokenizer ({exc})") from None
         if vocab.exists():
             lower = _lower_case(model_dir / "tokenizer_config.json")
             wordpiece = BertWordPieceTokenizer(str(vocab), lowercase=lower, strip_accents=None if lower else False)
-            return cls(wordpiece._tokenizer, max_length, vocab)
+            return cls(wordpiece._tokenizer, max_length)
         raise FileNotFoundError(
             f"{model_dir} has no tokenizer.json or vocab.txt; copy the tokenizer files of the model it "
             "was trained from into it"
@@ -61,27 +59,13 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
-    def token_id(self, token: str) -> int | None:
-        return self._tok.token_to_id(token)
-
     def encode(self, texts: list[str]) -> Encoded:
         if isinstance(texts, str):
             raise TypeError("encode takes a list of texts")
         encodings = self._tok.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int32).reshape(len(texts), self.max_length)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int32).reshape(len(texts), self.max_length)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int32).reshape(len(texts), self.max_length)
-        return Encoded(ids, mask, types)
-
-    def lengths(self, texts: list[str]) -> list[int]:
-        """Untruncated token counts (with special tokens), to warn about texts that get cut."""
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        try:
-            return [len(e.ids) for e in self._tok.encode_batch(list(texts))]
-        finally:
-            self._tok.enable_truncation(max_length=self.max_length)
-            self._tok.enable_padding(length=self.max_length, pad_id=self.pad_id)
+        return Encoded(ids, mask)
 
 
 def _lower_case(config_path: Path) -> bool:
