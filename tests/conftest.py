@@ -1,13 +1,10 @@
-"""Shared fixtures: tiny Hugging Face-format models built with transformers in temp folders.
-
-These are real transformers models (random weights, perturbed so no parameter is at its trivial
-init), saved with ``save_pretrained`` exactly as a user's checkpoint would be.
+"""Session-wide test setup: mlx_distill (and its BLAS preload) first, no network, and the real
+MiniLM teacher folder. The tiny Hugging Face models the tests build live in tests.helpers.hf_models.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest

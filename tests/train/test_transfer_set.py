@@ -15,7 +15,6 @@ from tests.helpers.hf_models import copy_tokenizer, save_hf_classifier
 from mlx_distill.data import Example
 from mlx_distill.train.distill import DistillConfig, distill
 from mlx_distill.train.student_init import StudentSpec
-from mlx_distill.train.teacher_cache import TeacherCache
 from mlx_distill.train.trainer import TrainConfig
 
 LABELS = ["shopping", "work"]
