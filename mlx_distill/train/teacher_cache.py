@@ -204,6 +204,15 @@ class TeacherCache:
             tmp.mkdir(parents=True)
         need_hidden, need_attention = bool(spec.hidden_layers), bool(spec.attention_layers)
         shards = []
+        # A transfer set of 10k rows takes minutes on a CPU: say what runs, with a bar on a terminal.
+        bar = None
+        if world.is_root:
+            print(f"teacher cache: the teacher scores {len(dataset):,} rows once -> {tmp.parent}", file=sys.stderr,
+                  flush=True)
+            if sys.stderr.isatty():
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(dataset), desc="teacher cache", unit="row", file=sys.stderr, dynamic_ncols=True)
         for shard_no, start in enumerate(range(0, len(dataset), SHARD_ROWS)):
             all_rows = np.arange(start, min(start + SHARD_ROWS, len(dataset)))
             # This rank's part: whole batches of the one-process run, so each row is computed in
@@ -236,6 +245,8 @@ class TeacherCache:
                     tensors.setdefault(f"attention.{layer}", []).append(
                         mx.pad(maps.astype(mx.float16), [(0, 0), (0, 0), (0, pad), (0, pad)]))
                 mx.eval(tensors)
+                if bar is not None:
+                    bar.update(len(index) * world.size)
             merged = {k: mx.concatenate(v) for k, v in tensors.items()}
             if world.distributed:
                 merged = _gather(merged, part_rows, len(all_rows), spec.batch_size, world)
@@ -245,6 +256,8 @@ class TeacherCache:
             mx.save_safetensors(str(tmp / name), {k: _compact(k, v) for k, v in merged.items()})
             fsync_path(tmp / name)
             shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)})
+        if bar is not None:
+            bar.close()
         if not world.is_root:
             return
         manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec),
