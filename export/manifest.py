@@ -1,8 +1,9 @@
 """``manifest.json``: the contract an iOS developer wires to.
 
-Per file: inputs/outputs (names, shapes, dtypes) read back from the saved spec, plus max length,
-labels, tokenizer (vocab copied beside it) and update parameters. Reading the saved files rather
-than restating intentions means the manifest cannot drift from what Core ML enforces.
+Per file: inputs/outputs (names, shapes, dtypes) read back from the saved spec (``describe_spec``,
+which ``export.check``'s shape check reuses), plus max length, labels, tokenizer (vocab copied
+beside it) and update parameters. Reading the saved files rather than restating intentions means
+the manifest cannot drift from what Core ML enforces.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import coremltools as ct
+from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 
-from export.spec_info import describe_spec
+from export.updatable.params import read_update_params
 
 MANIFEST_FORMAT = "mlx_distill.export/1"
 MANIFEST_NAME = "manifest.json"
@@ -79,3 +81,113 @@ def _wiring(files: Mapping[str, Path], max_length: int, embedding_size: int) -> 
         )
     return steps
 
+
+# --- a saved spec's interface ---------------------------------------------------------------------
+
+_ARRAY_DTYPES = {
+    FeatureTypes_pb2.ArrayFeatureType.FLOAT32: "float32",
+    FeatureTypes_pb2.ArrayFeatureType.DOUBLE: "float64",
+    FeatureTypes_pb2.ArrayFeatureType.INT32: "int32",
+    FeatureTypes_pb2.ArrayFeatureType.FLOAT16: "float16",
+}
+
+
+def feature_dict(feature: Model_pb2.FeatureDescription) -> dict[str, Any]:
+    """name + Core ML type (+ shape/dtype for multi-arrays, key type for dictionaries)."""
+    kind = feature.type.WhichOneof("Type")
+    out: dict[str, Any] = {"name": feature.name}
+    if feature.shortDescription:
+        out["description"] = feature.shortDescription
+    if kind == "multiArrayType":
+        array = feature.type.multiArrayType
+        out.update(type="multiArray", dtype=_ARRAY_DTYPES.get(array.dataType, str(array.dataType)),
+                   shape=[int(d) for d in array.shape])
+    elif kind == "dictionaryType":
+        key = feature.type.dictionaryType.WhichOneof("KeyType")
+        out.update(type="dictionary", key_type="string" if key == "stringKeyType" else "int64", value_type="double")
+    elif kind == "stringType":
+        out.update(type="string")
+    elif kind == "int64Type":
+        out.update(type="int64")
+    elif kind == "doubleType":
+        out.update(type="double")
+    else:
+        out.update(type=str(kind))
+    return out
+
+
+def model_format(spec: Model_pb2.Model) -> str:
+    kind = spec.WhichOneof("Type")
+    if kind == "mlProgram":
+        return "mlprogram"
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        return "pipeline"
+    return "neuralnetwork"
+
+
+def mlprogram_compute_precision(spec: Model_pb2.Model) -> Optional[str]:
+    """'fp16' if any op of an ML Program produces fp16 tensors, else 'fp32'; None for other types."""
+    if spec.WhichOneof("Type") != "mlProgram":
+        return None
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                for output in op.outputs:
+                    if output.type.WhichOneof("type") == "tensorType" and \
+                            output.type.tensorType.dataType == MIL_pb2.DataType.FLOAT16:
+                        return "fp16"
+    return "fp32"
+
+
+def class_labels(spec: Model_pb2.Model) -> Optional[list]:
+    """Class labels in index order: NN classifier label vectors, an ML Program's ``classify`` op,
+    or a pipeline's last model."""
+    kind = spec.WhichOneof("Type")
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        models = getattr(spec, kind).pipeline.models
+        return class_labels(models[-1]) if models else None
+    if kind == "neuralNetworkClassifier":
+        nn = spec.neuralNetworkClassifier
+        return list(nn.stringClassLabels.vector) or [int(v) for v in nn.int64ClassLabels.vector]
+    if kind == "mlProgram":
+        for function in spec.mlProgram.functions.values():
+            for block in function.block_specializations.values():
+                for op in block.operations:
+                    if op.type != "classify":
+                        continue
+                    values = op.inputs["classes"].arguments[0].value.immediateValue.list.values
+                    out = []
+                    for value in values:
+                        tensor = value.immediateValue.tensor
+                        out.extend(tensor.strings.values or [int(v) for v in tensor.longInts.values])
+                    return out
+    return None
+
+
+def describe_spec(spec: Model_pb2.Model) -> dict[str, Any]:
+    """Interface summary: format, spec version, inputs/outputs/training inputs, classifier names."""
+    description = spec.description
+    out: dict[str, Any] = {
+        "format": model_format(spec),
+        "specification_version": int(spec.specificationVersion),
+        "is_updatable": bool(spec.isUpdatable),
+        "inputs": [feature_dict(f) for f in description.input],
+        "outputs": [feature_dict(f) for f in description.output],
+    }
+    if description.predictedFeatureName:
+        out["predicted_feature"] = description.predictedFeatureName
+        out["predicted_probabilities"] = description.predictedProbabilitiesName
+        out["class_labels"] = class_labels(spec)
+    if description.trainingInput:
+        out["training_inputs"] = [feature_dict(f) for f in description.trainingInput]
+    precision = mlprogram_compute_precision(spec)
+    if precision:
+        out["compute_precision"] = precision
+    last = spec
+    while last.WhichOneof("Type") in ("pipeline", "pipelineClassifier", "pipelineRegressor") \
+            and getattr(last, last.WhichOneof("Type")).pipeline.models:
+        last = getattr(last, last.WhichOneof("Type")).pipeline.models[-1]
+    update = read_update_params(last) if last.isUpdatable else None
+    if update is not None:
+        out["update"] = update.as_manifest()
+    return out

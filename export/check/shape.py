@@ -13,7 +13,7 @@ from typing import Any
 
 from export.check.context import CheckContext, Unavailable
 from export.check.report import CheckResult
-from export.spec_info import describe_spec
+from export.manifest import describe_spec
 
 NAME = "shape"
 #: manifest keys that describe decisions rather than the spec itself

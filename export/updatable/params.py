@@ -91,3 +91,190 @@ class UpdateParams:
     @property
     def allowed_epochs(self) -> tuple[int, ...]:
         return tuple(sorted(set(self.epochs_allowed) | {self.epochs}))
+
+
+# --- what a saved spec says ----------------------------------------------------------------------
+# The one reader of a spec's update parameters: the linter (export.updatable.rules), the manifest
+# (export.manifest) and the simulated update (export.runtime.neuralnetwork.training_config) all
+# start from ``read_update_params`` and judge a value with ``SpecValue.problems``.
+
+#: our field name -> the proto's (``SGDOptimizer`` / ``AdamOptimizer`` fields)
+PROTO_NAMES = {"learning_rate": "learningRate", "mini_batch_size": "miniBatchSize", "momentum": "momentum",
+               "beta1": "beta1", "beta2": "beta2", "eps": "eps", "epochs": "epochs", "seed": "seed"}
+#: each optimizer's fields; all are required but SGD's momentum
+OPTIMIZER_FIELDS = {"sgd": ("learning_rate", "mini_batch_size", "momentum"),
+                    "adam": ("learning_rate", "mini_batch_size", "beta1", "beta2", "eps")}
+
+
+@dataclass(frozen=True)
+class SpecValue:
+    """One parameter as stored: its default and the range or set the device may override it within."""
+
+    default: float
+    min: Optional[float] = None
+    max: Optional[float] = None
+    allowed: Optional[tuple] = None
+
+    @classmethod
+    def read(cls, param, integer: bool) -> "SpecValue":
+        cast = int if integer else float
+        if integer and param.HasField("set"):
+            return cls(cast(param.defaultValue), allowed=tuple(int(v) for v in param.set.values))
+        if param.HasField("range"):
+            return cls(cast(param.defaultValue), cast(param.range.minValue), cast(param.range.maxValue))
+        return cls(cast(param.defaultValue))
+
+    def problems(self, name: str, positive: bool = False) -> list[str]:
+        """What Core ML's ParameterValidator refuses: the default outside its range / set, and for a
+        positive parameter (batch size, epochs) a default or allowed value <= 0."""
+        out = []
+        if positive and self.default <= 0:
+            out.append(f"{name} default {self.default} must be > 0")
+        if self.allowed is not None:
+            values = list(self.allowed)
+            if positive and any(v <= 0 for v in values):
+                out.append(f"{name} allowed set {values} has non-positive values")
+            if self.default not in values:
+                out.append(f"{name} default {self.default} is not in its allowed set {values}")
+        elif self.min is not None:
+            low, high = self.min, self.max
+            if positive and (low <= 0 or high <= 0):
+                out.append(f"{name} allowed range [{low}, {high}] is not positive")
+            if not low <= self.default <= high:
+                out.append(f"{name} default {self.default} is outside its range [{low}, {high}]")
+            if low > high:
+                out.append(f"{name} range min {low} > max {high}")
+        return out
+
+    def override_problem(self, name: str, value: float) -> Optional[str]:
+        """Why a run-time value (``MLUpdateTask``'s ``parameters``) is refused, or None."""
+        if self.allowed is not None and value not in self.allowed:
+            return f"{name}={value} is not in the model's allowed set {list(self.allowed)}"
+        if self.min is not None and not self.min <= value <= self.max:
+            return f"{name}={value} is outside the model's allowed range [{self.min}, {self.max}]"
+        if isinstance(value, int) and value <= 0 and name in ("epochs", "miniBatchSize"):
+            return f"{name} must be positive, got {value}"
+        return None
+
+    def as_dict(self) -> dict:
+        out: dict = {"default": self.default}
+        if self.allowed is not None:
+            out["allowed"] = list(self.allowed)
+        elif self.min is not None:
+            out.update(min=self.min, max=self.max)
+        return out
+
+
+@dataclass(frozen=True)
+class SpecLoss:
+    name: str
+    kind: Optional[str]  # the proto's oneof: categoricalCrossEntropyLossLayer, meanSquaredErrorLossLayer
+    input: str
+    target: str
+
+
+@dataclass(frozen=True)
+class SpecUpdateParams:
+    """An updatable NeuralNetwork's ``updateParams``, typed; a field is None when the spec lacks it."""
+
+    optimizer: Optional[str]  # "sgd" | "adam"; None: no optimizer set
+    values: dict  # our field name (PROTO_NAMES) -> SpecValue, only those the spec sets
+    shuffle: bool
+    losses: tuple
+    updatable_layers: tuple
+
+    def get(self, name: str) -> Optional[SpecValue]:
+        return self.values.get(name)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(rule, message) for every parameter Core ML would refuse (rule ids of export.updatable.rules)."""
+        if self.optimizer is None:
+            return [("optimizer", "no SGD or Adam optimizer is set")]
+        out = []
+        title = {"sgd": "SGD", "adam": "Adam"}[self.optimizer]
+        for name in OPTIMIZER_FIELDS[self.optimizer]:
+            value, proto = self.values.get(name), PROTO_NAMES[name]
+            if value is None:
+                if name != "momentum":
+                    out.append(("optimizer", f"{title} optimizer has no {proto}"))
+            elif name == "mini_batch_size":
+                out += [("mini-batch-size", p) for p in value.problems(proto, positive=True)]
+            else:
+                out += [("optimizer-default-in-range", p) for p in value.problems(proto)]
+        if "epochs" not in self.values:
+            out.append(("epochs", "updateParams.epochs is not set"))
+        else:
+            out += [("epochs", p) for p in self.values["epochs"].problems("epochs", positive=True)]
+        if "seed" in self.values:
+            out += [("seed", p) for p in self.values["seed"].problems("seed")]
+        return out
+
+    def as_manifest(self) -> dict:
+        """The manifest's per-model ``update``: every value with its range or allowed set."""
+        out: dict = {"optimizer": self.optimizer, "updatable_layers": list(self.updatable_layers),
+                     "shuffle": self.shuffle}
+        out.update({name: value.as_dict() for name, value in self.values.items()})
+        losses = [{"name": loss.name, "type": loss.kind, "input": loss.input, "target": loss.target}
+                  for loss in self.losses]
+        out["loss"] = losses[0] if len(losses) == 1 else losses
+        return out
+
+    def summary(self) -> dict:
+        """The defaults the device trains with, flat (``manifest.json`` -> ``update_config``, the report)."""
+        values = self.values
+        out: dict = {"optimizer": self.optimizer}
+        for name, value in values.items():
+            key = {"mini_batch_size": "batch_size"}.get(name, name)
+            out[key] = value.default
+            if name == "learning_rate" and value.min is not None:
+                out["learning_rate_range"] = [value.min, value.max]
+            if value.allowed is not None:
+                out[{"mini_batch_size": "allowed_batch_sizes", "epochs": "allowed_epochs"}.get(name, f"allowed_{name}")] = list(value.allowed)
+        out["shuffle"] = self.shuffle
+        return out
+
+
+def network_of(spec):
+    """The NeuralNetwork message holding ``updateParams``: ``spec`` itself, the spec's network, or
+    a pipeline's last model's; None for any other model type."""
+    if hasattr(spec, "updateParams"):
+        return spec
+    kind = spec.WhichOneof("Type")
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        models = getattr(spec, kind).pipeline.models
+        return network_of(models[-1]) if models else None
+    if kind in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
+        return getattr(spec, kind)
+    return None
+
+
+def read_update_params(spec) -> Optional[SpecUpdateParams]:
+    """The update parameters of a spec (a pipeline: its last model) or of a NeuralNetwork message;
+    None when there is no network. Reads only: ``problems()`` judges."""
+    network = network_of(spec)
+    if network is None:
+        return None
+    update = network.updateParams
+    kind = update.optimizer.WhichOneof("OptimizerType")
+    values: dict = {}
+    if kind is not None:
+        optimizer = getattr(update.optimizer, kind)
+        for name in ("learning_rate", "mini_batch_size", "momentum", "beta1", "beta2", "eps"):
+            proto = PROTO_NAMES[name]
+            if proto in optimizer.DESCRIPTOR.fields_by_name and optimizer.HasField(proto):
+                values[name] = SpecValue.read(getattr(optimizer, proto), integer=name == "mini_batch_size")
+    for name in ("epochs", "seed"):
+        if update.HasField(name):
+            values[name] = SpecValue.read(getattr(update, name), integer=True)
+    losses = []
+    for loss in update.lossLayers:
+        loss_kind = loss.WhichOneof("LossLayerType")
+        body = getattr(loss, loss_kind) if loss_kind else None
+        losses.append(SpecLoss(loss.name, loss_kind, body.input if body else "", body.target if body else ""))
+    return SpecUpdateParams(
+        optimizer={"sgdOptimizer": "sgd", "adamOptimizer": "adam"}.get(kind),
+        values=values,
+        shuffle=bool(update.shuffle.defaultValue) if update.HasField("shuffle") else False,
+        losses=tuple(losses),
+        updatable_layers=tuple(layer.name for layer in network.layers if layer.isUpdatable),
+    )

@@ -16,6 +16,8 @@ from typing import Iterable, Optional
 
 from coremltools.proto import Model_pb2, NeuralNetwork_pb2
 
+from export.updatable.params import read_update_params
+
 MIN_UPDATABLE_SPEC_VERSION = 4  # iOS 13
 
 #: rule id -> what Core ML requires. Ids appear verbatim in every violation message.
@@ -177,8 +179,7 @@ def _lint_network(spec: Model_pb2.Model, nn, is_classifier: bool) -> list[Violat
     graph = _Graph(nn)
     for loss in losses:
         out.extend(_lint_loss(loss, graph))
-    out.extend(_lint_optimizer(nn.updateParams.optimizer))
-    out.extend(_lint_epochs_and_seed(nn.updateParams))
+    out.extend(Violation(rule, message) for rule, message in read_update_params(nn).problems())
     if losses:
         out.extend(_lint_backprop(losses, graph))
         out.extend(_lint_training_inputs(spec.description, losses[0], is_classifier))
@@ -328,82 +329,6 @@ def _lint_backprop(losses: Iterable, graph: _Graph) -> list[Violation]:
                         continue
                     if blocked_by is None:
                         blocked_by = f"{parent.name}' ({parent.kind})"
-    return out
-
-
-# --- update parameters --------------------------------------------------------------------------
-
-
-def _double(name: str, param, rule: str = "optimizer-default-in-range") -> list[Violation]:
-    if param.HasField("range"):
-        low, high = param.range.minValue, param.range.maxValue
-        if not low <= param.defaultValue <= high:
-            return [Violation(rule, f"{name} default {param.defaultValue} is outside its range [{low}, {high}]")]
-    return []
-
-
-def _int64(name: str, param, rule: str, positive: bool) -> list[Violation]:
-    default = param.defaultValue
-    out: list[Violation] = []
-    if positive and default <= 0:
-        out.append(Violation(rule, f"{name} default {default} must be > 0"))
-    if param.HasField("set"):
-        values = list(param.set.values)
-        if positive and any(v <= 0 for v in values):
-            out.append(Violation(rule, f"{name} allowed set {values} has non-positive values"))
-        if default not in values:
-            out.append(Violation(rule, f"{name} default {default} is not in its allowed set {values}"))
-    elif param.HasField("range"):
-        low, high = param.range.minValue, param.range.maxValue
-        if positive and (low <= 0 or high <= 0):
-            out.append(Violation(rule, f"{name} allowed range [{low}, {high}] is not positive"))
-        if not low <= default <= high:
-            out.append(Violation(rule, f"{name} default {default} is outside its range [{low}, {high}]"))
-        if low > high:
-            out.append(Violation(rule, f"{name} range min {low} > max {high}"))
-    return out
-
-
-def _lint_optimizer(optimizer) -> list[Violation]:
-    kind = optimizer.WhichOneof("OptimizerType")
-    if kind == "sgdOptimizer":
-        sgd = optimizer.sgdOptimizer
-        out = []
-        if not sgd.HasField("learningRate"):
-            out.append(Violation("optimizer", "SGD optimizer has no learningRate"))
-        else:
-            out += _double("learningRate", sgd.learningRate)
-        if not sgd.HasField("miniBatchSize"):
-            out.append(Violation("optimizer", "SGD optimizer has no miniBatchSize"))
-        else:
-            out += _int64("miniBatchSize", sgd.miniBatchSize, "mini-batch-size", positive=True)
-        if sgd.HasField("momentum"):
-            out += _double("momentum", sgd.momentum)
-        return out
-    if kind == "adamOptimizer":
-        adam = optimizer.adamOptimizer
-        out = []
-        for name in ("learningRate", "beta1", "beta2", "eps"):
-            if not adam.HasField(name):
-                out.append(Violation("optimizer", f"Adam optimizer has no {name}"))
-            else:
-                out += _double(name, getattr(adam, name))
-        if not adam.HasField("miniBatchSize"):
-            out.append(Violation("optimizer", "Adam optimizer has no miniBatchSize"))
-        else:
-            out += _int64("miniBatchSize", adam.miniBatchSize, "mini-batch-size", positive=True)
-        return out
-    return [Violation("optimizer", "no SGD or Adam optimizer is set")]
-
-
-def _lint_epochs_and_seed(update) -> list[Violation]:
-    out: list[Violation] = []
-    if not update.HasField("epochs"):
-        out.append(Violation("epochs", "updateParams.epochs is not set"))
-    else:
-        out += _int64("epochs", update.epochs, "epochs", positive=True)
-    if update.HasField("seed"):
-        out += _int64("seed", update.seed, "seed", positive=False)
     return out
 
 

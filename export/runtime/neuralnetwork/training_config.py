@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Union
 
 from export.runtime.neuralnetwork.errors import UpdateConfigError
 from export.runtime.neuralnetwork.spec_io import NN_TYPES, model_type
+from export.updatable.params import OPTIMIZER_FIELDS, PROTO_NAMES, SpecUpdateParams, read_update_params
 
 TRAINABLE_LAYERS = ("innerProduct",)  # our head; Core ML also trains convolution, which we never write
 
@@ -73,47 +74,11 @@ class UpdateConfig:
         return self.optimizer.mini_batch_size
 
 
-def _double(name: str, param: Any) -> float:
-    value = float(param.defaultValue)
-    if param.HasField("range"):
-        lo, hi = param.range.minValue, param.range.maxValue
-        if not lo <= value <= hi:
-            raise UpdateConfigError(f"{name} default {value} is outside its allowed range [{lo}, {hi}]")
-    return value
-
-
-def _int64(name: str, param: Any, positive: bool = True) -> int:
-    value = int(param.defaultValue)
-    if positive and value <= 0:
-        raise UpdateConfigError(f"{name} default {value} must be positive")
-    if param.HasField("set"):
-        allowed = [int(v) for v in param.set.values]
-        if value not in allowed:
-            raise UpdateConfigError(f"{name} default {value} is not in its allowed set {allowed}")
-    elif param.HasField("range"):
-        lo, hi = param.range.minValue, param.range.maxValue
-        if not lo <= value <= hi:
-            raise UpdateConfigError(f"{name} default {value} is outside its allowed range [{lo}, {hi}]")
-    return value
-
-
-def _optimizer(params: Any) -> Optimizer:
-    kind = params.optimizer.WhichOneof("OptimizerType")
-    if kind == "sgdOptimizer":
-        sgd = params.optimizer.sgdOptimizer
-        for field in ("learningRate", "miniBatchSize"):
-            if not sgd.HasField(field):
-                raise UpdateConfigError(f"SGD optimizer has no {field}")
-        momentum = _double("momentum", sgd.momentum) if sgd.HasField("momentum") else 0.0
-        return SgdConfig(_double("learningRate", sgd.learningRate), _int64("miniBatchSize", sgd.miniBatchSize), momentum)
-    if kind == "adamOptimizer":
-        adam = params.optimizer.adamOptimizer
-        for field in ("learningRate", "miniBatchSize", "beta1", "beta2", "eps"):
-            if not adam.HasField(field):
-                raise UpdateConfigError(f"Adam optimizer has no {field}")
-        return AdamConfig(_double("learningRate", adam.learningRate), _int64("miniBatchSize", adam.miniBatchSize),
-                          _double("beta1", adam.beta1), _double("beta2", adam.beta2), _double("eps", adam.eps))
-    raise UpdateConfigError("the model declares no optimizer (SGD or Adam)")
+def _optimizer(read: SpecUpdateParams) -> Optimizer:
+    values = {name: value.default for name, value in read.values.items()}
+    if read.optimizer == "sgd":
+        return SgdConfig(values["learning_rate"], values["mini_batch_size"], values.get("momentum", 0.0))
+    return AdamConfig(values["learning_rate"], values["mini_batch_size"], values["beta1"], values["beta2"], values["eps"])
 
 
 def _loss(params: Any) -> LossConfig:
@@ -175,12 +140,14 @@ def read_update_config(spec: Any) -> UpdateConfig:
     network = getattr(spec, kind)
     params = network.updateParams
     loss = _loss(params)
-    optimizer = _optimizer(params)
-    if not params.HasField("epochs"):
-        raise UpdateConfigError("update parameters have no epochs")
-    epochs = _int64("epochs", params.epochs)
-    seed = _int64("seed", params.seed, positive=False) if params.HasField("seed") else None
-    shuffle = bool(params.shuffle.defaultValue) if params.HasField("shuffle") else False
+    read = read_update_params(network)
+    problems = read.problems()  # optimizer, batch size, epochs, seed: the first one the device refuses
+    if problems:
+        raise UpdateConfigError(problems[0][1])
+    optimizer = _optimizer(read)
+    epochs = read.values["epochs"].default
+    seed = read.values["seed"].default if "seed" in read.values else None
+    shuffle = read.shuffle
     updatable = []
     for layer in network.layers:
         if layer.isUpdatable:
@@ -216,34 +183,26 @@ def with_overrides(config: UpdateConfig, spec: Any, overrides: Mapping[str, Any]
     unknown = set(overrides) - _OVERRIDABLE
     if unknown:
         raise UpdateConfigError(f"unknown update parameters {sorted(unknown)}; allowed: {sorted(_OVERRIDABLE)}")
-    params = getattr(spec, model_type(spec)).updateParams
-    opt_kind = params.optimizer.WhichOneof("OptimizerType")
-    opt_msg = getattr(params.optimizer, opt_kind)
-    proto_names = {"learning_rate": "learningRate", "mini_batch_size": "miniBatchSize", "momentum": "momentum",
-                   "beta1": "beta1", "beta2": "beta2", "eps": "eps"}
+    read = read_update_params(getattr(spec, model_type(spec)))
     optimizer, epochs, shuffle, seed = config.optimizer, config.epochs, config.shuffle, config.seed
     for key, value in overrides.items():
-        if key == "epochs":
-            epochs = _check_override("epochs", params.epochs, int(value))
-        elif key == "shuffle":
+        if key == "shuffle":
             shuffle = bool(value)
         elif key == "seed":
             seed = int(value)
+        elif key == "epochs":
+            epochs = _check_override(read, "epochs", int(value))
+        elif key not in OPTIMIZER_FIELDS[read.optimizer]:
+            raise UpdateConfigError(f"{key} does not apply to the {read.optimizer}Optimizer")
         else:
-            field = proto_names[key]
-            if not hasattr(opt_msg, field):
-                raise UpdateConfigError(f"{key} does not apply to the {opt_kind}")
-            checked = _check_override(field, getattr(opt_msg, field), int(value) if key == "mini_batch_size" else float(value))
+            checked = _check_override(read, key, int(value) if key == "mini_batch_size" else float(value))
             optimizer = replace(optimizer, **{key: checked})
     return replace(config, optimizer=optimizer, epochs=epochs, shuffle=shuffle, seed=seed)
 
 
-def _check_override(name: str, param: Any, value: Union[int, float]) -> Union[int, float]:
-    if hasattr(param, "set") and param.HasField("set") and value not in [int(v) for v in param.set.values]:
-        raise UpdateConfigError(f"{name}={value} is not in the model's allowed set {list(param.set.values)}")
-    if param.HasField("range") and not param.range.minValue <= value <= param.range.maxValue:
-        raise UpdateConfigError(f"{name}={value} is outside the model's allowed range "
-                                f"[{param.range.minValue}, {param.range.maxValue}]")
-    if isinstance(value, int) and value <= 0 and name in ("epochs", "miniBatchSize"):
-        raise UpdateConfigError(f"{name} must be positive, got {value}")
+def _check_override(read, key: str, value: Union[int, float]) -> Union[int, float]:
+    stored = read.values.get(key)
+    problem = stored.override_problem(PROTO_NAMES[key], value) if stored is not None else None
+    if problem:
+        raise UpdateConfigError(problem)
     return value

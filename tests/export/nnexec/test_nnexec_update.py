@@ -236,12 +236,12 @@ def test_configs_a_device_would_reject_are_refused():
 
     spec = dense_head(SgdParams(lr=0.1, batch=2))
     spec.neuralNetworkClassifier.updateParams.optimizer.sgdOptimizer.learningRate.defaultValue = 3.0
-    with pytest.raises(UpdateConfigError, match="learningRate default 3.0 is outside its allowed range"):
+    with pytest.raises(UpdateConfigError, match=r"learningRate default 3.0 is outside its range \[0.0, 1.0\]"):
         read_update_config(spec)
 
     spec = dense_head(SgdParams(lr=0.1, batch=2))
     spec.neuralNetworkClassifier.updateParams.optimizer.sgdOptimizer.miniBatchSize.defaultValue = 0
-    with pytest.raises(UpdateConfigError, match="miniBatchSize default 0 must be positive"):
+    with pytest.raises(UpdateConfigError, match="miniBatchSize default 0 must be > 0"):
         read_update_config(spec)
 
     spec = dense_head(SgdParams(lr=0.1, batch=2))
