@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from export.atomic import staged_directory
+from mlx_distill.fileio import staged_directory
 
 _WEIGHT_SUFFIXES = (".bin", ".safetensors", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 _SKIP_NAMES = {"pytorch_model.bin.index.json", "model.safetensors.index.json"}

@@ -25,7 +25,7 @@ from typing import Any, Literal, Optional, Sequence, Union
 import coremltools as ct
 import torch
 
-from export.atomic import staged_directory, write_json_atomic
+from mlx_distill.fileio import atomic_write_json, staged_directory
 from export.convert.coreml import (
     ATTENTION_MASK,
     INPUT_IDS,
@@ -195,7 +195,7 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
     skipped: dict[str, str] = {}
     extra: dict[str, dict[str, Any]] = {}
 
-    with staged_directory(out_dir) as stage:
+    with staged_directory(out_dir, kind="export") as stage:
         copied = _copy_tokenizer(folder, stage, config.max_length)
         tokenizer_manifest = folder.tokenizer.manifest(VOCAB_FILE, copied)
         tokens = _text_tokens(stage, tokenizer_manifest, config.max_length)
@@ -285,7 +285,7 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
             "allowed_epochs": list(params.allowed_epochs), "momentum": params.momentum, "shuffle": params.shuffle,
         }
         manifest["update_learning_rate"] = rate.as_manifest()
-        write_json_atomic(stage / MANIFEST_NAME, manifest)
+        atomic_write_json(stage / MANIFEST_NAME, manifest)
 
     final = {role: out_dir / path.name for role, path in files.items()}
     final["vocab"] = out_dir / VOCAB_FILE

@@ -86,9 +86,9 @@ def run_checks(export_dir: Union[str, Path], model_dir: Optional[Union[str, Path
 
 
 def _write(report: CheckReport, target: Path) -> None:
-    from export.atomic import write_bytes_atomic
+    from mlx_distill.fileio import atomic_write_text
 
     target = target.absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     report.json_path = target
-    write_bytes_atomic(target, (report.to_json() + "\n").encode("utf-8"))
+    atomic_write_text(target, report.to_json() + "\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.export_test_utils import MAX_LENGTH
-from export.atomic import OutOfSpaceError, staged_directory, write_json_atomic
+from mlx_distill.fileio import DiskFullError, atomic_write_json, staged_directory
 from export.folder import ExportConfig, export_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def _half_swapped(parent: Path, journal: bool, staging_left: bool) -> None:
         (parent / ".out.staging-1234").mkdir()
         (parent / ".out.staging-1234" / "manifest.json").write_text("{}")
     if journal:
-        write_json_atomic(parent / ".out.swap.json", {"backup": ".out.old-0000", "staging": ".out.staging-1234"})
+        atomic_write_json(parent / ".out.swap.json", {"backup": ".out.old-0000", "staging": ".out.staging-1234"})
 
 
 def test_kill_between_the_two_renames_restores_exactly_the_journalled_backup(tmp_path):
@@ -140,11 +140,11 @@ def test_modes_follow_the_umask_without_touching_it(tmp_path, monkeypatch):
     old = os.umask(0o027)
     try:
         def no_umask(mask):
-            raise AssertionError("export.atomic changed the process umask")
+            raise AssertionError("staged_directory changed the process umask")
 
         monkeypatch.setattr(os, "umask", no_umask)
         with staged_directory(tmp_path / "out") as stage:
-            write_json_atomic(stage / "manifest.json", {})
+            atomic_write_json(stage / "manifest.json", {})
         monkeypatch.undo()
     finally:
         os.umask(old)
@@ -186,7 +186,7 @@ def test_disk_full_keeps_the_previous_export_and_leaves_nothing_behind(bert_dir,
     out = disk / "out"
     shutil.copytree(bert_export.out_dir, out)
     before = _tree(out)
-    with pytest.raises(OutOfSpaceError) as caught:
+    with pytest.raises(DiskFullError) as caught:
         export_folder(bert_dir, out, ExportConfig(max_length=MAX_LENGTH))
     assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSPC
     message = str(caught.value)
@@ -198,7 +198,7 @@ def test_disk_full_keeps_the_previous_export_and_leaves_nothing_behind(bert_dir,
 
 def test_disk_full_on_a_first_export_writes_nothing(bert_dir, small_disk):
     disk = small_disk(64 * 1024)
-    with pytest.raises(OutOfSpaceError, match="the disk is full .*nothing was written") as caught:
+    with pytest.raises(DiskFullError, match="the disk is full .*nothing was written") as caught:
         export_folder(bert_dir, disk / "out", ExportConfig(max_length=MAX_LENGTH, build_updatable_pipeline=False))
     assert caught.value.errno == errno.ENOSPC
     assert _names(disk) == []
@@ -212,7 +212,7 @@ def test_full_temp_folder_is_named_as_the_full_disk(bert_dir, small_disk, tmp_pa
     temp = small_disk(64 * 1024)
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # what TMPDIR=<temp> does
     out = tmp_path / "out"
-    with pytest.raises(OutOfSpaceError) as caught:
+    with pytest.raises(DiskFullError) as caught:
         export_folder(bert_dir, out, ExportConfig(max_length=MAX_LENGTH, build_updatable_pipeline=False))
     message = str(caught.value)
     assert f"the disk holding {temp} is full" in message and "set TMPDIR" in message

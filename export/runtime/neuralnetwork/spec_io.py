@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Union
 
-from export.atomic import write_bytes_atomic
+from mlx_distill.fileio import atomic_write_bytes
 from export.runtime.neuralnetwork.errors import UnsupportedModelError
 
 NN_TYPES = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
@@ -71,5 +71,5 @@ def save_spec_atomic(spec: Any, path: ModelLike) -> Path:
     if target.suffix != ".mlmodel":
         raise ValueError(f"updatable models are shipped as .mlmodel files, got {target.name!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(target, spec.SerializeToString())
+    atomic_write_bytes(target, spec.SerializeToString())
     return target
