@@ -1,15 +1,17 @@
 """``export_folder``: a Hugging Face student folder -> Core ML files + manifest, in one call.
 
-This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. Steps:
+This is the API behind ``python -m mlx_distill export STUDENT_DIR --out DIR``. One function per step:
 
-1. validate the folder (config, labels, weights with a classifier head, tokenizer);
-2. load the PyTorch shell strictly; write the tokenizer files; run the fp16 range check on random
-   token rows and real texts (falls back to fp32 if unsafe); measure the on-device learning rate;
-3. convert Classifier.mlpackage and Encoder.mlpackage (ML Programs);
-4. build UpdatableHead.mlmodel (NeuralNetwork) and, if possible, UpdatablePipeline.mlmodel, both
-   linted against Core ML's load-time rules (a failing head aborts the export);
-5. copy the vocabulary and tokenizer files; write manifest.json from the saved specs;
-6. swap the staging folder into ``out_dir`` atomically.
+1. ``_read_input``: validate the folder (config, labels, weights with a classifier head, tokenizer)
+   and load the PyTorch shell strictly, each weight file read once;
+2. ``_write_tokenizer``: the vocabulary and tokenizer files, into the staging folder;
+3. ``_choose_precision``: the fp16 range check on random token rows and real texts (fp32 if unsafe);
+4. ``_choose_learning_rate``: the on-device learning rate, measured by a simulated update;
+5. ``_write_ml_programs``: Classifier.mlpackage and Encoder.mlpackage;
+6. ``_write_updatable_models``: UpdatableHead.mlmodel and, if possible, UpdatablePipeline.mlmodel,
+   both linted against Core ML's load-time rules (a failing head aborts the export);
+7. ``_write_manifest``: manifest.json from the saved specs;
+8. the staging folder is swapped into ``out_dir`` atomically (``mlx_distill.fileio.staged_directory``).
 """
 
 from __future__ import annotations
@@ -37,13 +39,12 @@ from export.convert.coreml import (
     convert_encoder_neuralnetwork,
 )
 from export.convert.fp16_safety import Fp16Check, check_fp16, sample_inputs
-from export.updatable.learning_rate import DEFAULT_CANDIDATES, LearningRateChoice, choose, resolve_rows
+from export.convert.input_folder import ExportInputError, ModelFolder, load_checked_shell, read_model_folder
+from export.convert.tokenizer import write_vocab
 from export.manifest import MANIFEST_NAME, build_manifest
-from export.convert.input_folder import ExportInputError, ModelFolder, read_model_folder
-from export.shell.common import ShellConfigError
-from export.shell.load import ShellLoadError, load_shell_from_folder
-from export.updatable.params import UpdateParams, UpdateParamsError
-from export.updatable.head import build_updatable_head
+from export.updatable.head import HeadNames, build_updatable_head
+from export.updatable.learning_rate import DEFAULT_CANDIDATES, LearningRateChoice, choose, resolve_rows
+from export.updatable.params import UpdateParams, UpdateParamsError, read_update_params
 from export.updatable.pipeline import build_updatable_pipeline
 from export.updatable.rules import UpdatableRuleError, check_spec
 
@@ -170,7 +171,8 @@ class ExportResult:
 
 def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
                   config: Optional[ExportConfig] = None, texts: Optional[Sequence[Any]] = None) -> ExportResult:
-    """Export a Hugging Face BERT/MobileBERT sequence-classifier folder to Core ML.
+    """Export a Hugging Face BERT/MobileBERT sequence-classifier folder to Core ML (the module
+    docstring lists the steps).
 
     ``texts`` (strings or ``(text, label)`` pairs) are what the on-device learning rate is measured
     on when ``config.learning_rate`` is None (see ``export.updatable.learning_rate``).
@@ -181,128 +183,190 @@ def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
     config = config or ExportConfig()
     out_dir = Path(out_dir).absolute()
     _check_out_dir(out_dir, config.overwrite)
-    folder = read_model_folder(model_dir)
-    try:
-        shell = load_shell_from_folder(folder.path, config.max_length)
-    except (ShellLoadError, ShellConfigError) as exc:
-        raise ExportInputError(f"{folder.path}: {exc}") from exc
-    decisions: list[str] = []
-    notes: list[str] = []
-    rows, rows_source = resolve_rows(texts, config.learning_rate_texts)
-    labels = list(folder.labels)
-    embedding_size = int(shell.embedding_size)
-    files: dict[str, Path] = {}
-    skipped: dict[str, str] = {}
-    extra: dict[str, dict[str, Any]] = {}
-
-    with staged_directory(out_dir, kind="export") as stage:
-        copied = _copy_tokenizer(folder, stage, config.max_length)
-        tokenizer_manifest = folder.tokenizer.manifest(VOCAB_FILE, copied)
-        tokens = _text_tokens(stage, tokenizer_manifest, config.max_length)
-        check = (_run_fp16_check(shell, folder, config, tokens([text for text, _ in rows]))
-                 if (config.fp16_check or config.precision == "fp16") else None)
-        precision = config.precision
-        if precision == "fp16" and check is not None and not check.safe:
-            precision = "fp32"
-            # Recorded once, in result.warnings (the CLI prints them as "warning: ..."), not also as a
-            # Python RuntimeWarning, which would print the same news a second time with a source line.
-            notes.append(f"fp16 requested but unsafe for this {folder.model_type} ({check.reason}); "
-                         "exporting with fp32 compute precision")
-        decisions.append(f"compute precision: requested {config.precision}, used {precision}"
-                         + (f" (fp16 check: {check.reason})" if check else " (fp16 check skipped)"))
-        nn_compute_units = "all" if (check is not None and check.safe) else "cpuOnly"
-        meta_common = _user_metadata(folder, config, precision)
-        rate = _learning_rate(shell, labels, tokens, config, rows, rows_source)
-        params = config.update_params(rate.chosen)
-        decisions.append(f"on-device learning rate {rate.chosen:g}: " + (
-            "fixed by --learning-rate" if rate.fixed_by_user else
-            f"lowest held-out loss of {', '.join(f'{c:g}' for c in rate.candidates)} ({rate.texts})"))
-        if config.build_classifier:
-            model = convert_classifier(shell, labels, config.max_length, precision)
-            apply_metadata(model, _metadata(folder, config, meta_common, "text classifier: tokens -> label, probabilities"))
-            files["classifier"] = _save(model, stage / CLASSIFIER_FILE)
-        if config.build_encoder:
-            model = convert_encoder(shell, config.max_length, precision)
-            apply_metadata(model, _metadata(folder, config, meta_common, "encoder: tokens -> pooled embedding"))
-            files["encoder"] = _save(model, stage / ENCODER_FILE)
-        head_spec = None
-        if config.build_updatable_head or config.build_updatable_pipeline:
-            weight = shell.classifier.weight.detach().cpu().numpy()
-            bias = shell.classifier.bias.detach().cpu().numpy()
-            head_spec = build_updatable_head(weight, bias, labels, params)  # raises UpdatableRuleError
-        if config.build_updatable_head:
-            model = _spec_model(head_spec)
-            apply_metadata(model, _metadata(folder, config, meta_common,
-                                            "updatable head: pooled embedding -> label; trains on device"))
-            check_spec(model.get_spec(), what="head")  # re-lint the exact spec being written
-            files["updatable_head"] = _save(model, stage / HEAD_FILE)
-        if config.build_updatable_pipeline:
-            try:
-                encoder_nn = convert_encoder_neuralnetwork(shell, config.max_length, embedding_size,
-                                                           fp16_safe=nn_compute_units == "all")
-                pipeline_spec = build_updatable_pipeline(encoder_nn, head_spec, labels, config.max_length)
-            except (UpdatableRuleError, NotImplementedError, ValueError) as exc:
-                reason = _pipeline_unsupported(exc)
-                if reason is None:
-                    raise  # a bug, not a known limitation: never hide it behind a "skipped" file
-                notes.append(f"updatable pipeline not written: {reason}")
-                skipped["updatable_pipeline"] = reason
-            else:
-                model = _spec_model(pipeline_spec)
-                apply_metadata(model, _metadata(folder, config, meta_common,
-                                                "updatable pipeline: tokens -> label; the head trains on device"))
-                check_spec(model.get_spec(), what="pipeline")
-                files["updatable_pipeline"] = _save(model, stage / PIPELINE_FILE)
-                extra["updatable_pipeline"] = {
-                    "recommended_compute_units": nn_compute_units,
-                    "why": "a NeuralNetwork may run in fp16 on GPU/ANE; use cpuOnly unless the fp16 check passed",
-                }
-                decisions.append(f"updatable pipeline written; recommended compute units: {nn_compute_units}")
-
-        manifest = build_manifest(
-            model_type=folder.model_type,
-            labels=labels,
-            max_length=config.max_length,
-            embedding_size=embedding_size,
-            tokenizer=tokenizer_manifest,
-            precision={"requested": config.precision, "used": precision,
-                       "fp16_check": check.as_dict() if check else None, "notes": notes},
-            files=files,
-            extra=extra,
-            skipped=skipped,
-            versions=_versions(),
-            # Relative to the export folder: an absolute path would put the user's home folder into
-            # a manifest that may ship inside an app bundle.
-            # Both ends resolved (symlinks too: /tmp and /var are links on macOS), so the relative
-            # path leads back to the folder from the export folder's real location.
-            source_model_dir=os.path.relpath(folder.path.resolve(), out_dir.parent.resolve() / out_dir.name),
-        )
-        manifest["decisions"] = decisions
-        manifest["update_config"] = {
-            "optimizer": params.optimizer, "learning_rate": params.learning_rate,
-            "learning_rate_range": list(params.learning_rate_range), "batch_size": params.batch_size,
-            "allowed_batch_sizes": list(params.allowed_batch_sizes), "epochs": params.epochs,
-            "allowed_epochs": list(params.allowed_epochs), "momentum": params.momentum, "shuffle": params.shuffle,
-        }
-        manifest["update_learning_rate"] = rate.as_manifest()
-        atomic_write_json(stage / MANIFEST_NAME, manifest)
-
-    final = {role: out_dir / path.name for role, path in files.items()}
-    final["vocab"] = out_dir / VOCAB_FILE
+    job = _read_input(model_dir, config, texts)
+    with staged_directory(out_dir, kind="export") as job.stage:
+        _write_tokenizer(job)
+        _choose_precision(job)
+        _choose_learning_rate(job)
+        _write_ml_programs(job)
+        _write_updatable_models(job)
+        _write_manifest(job, out_dir)
     return ExportResult(
-        out_dir=out_dir,
-        manifest_path=out_dir / MANIFEST_NAME,
-        files=final,
-        precision_requested=config.precision,
-        precision_used=precision,
-        fp16_check=check,
-        decisions=decisions,
-        warnings=notes,
-        skipped=skipped,
+        out_dir=out_dir, manifest_path=out_dir / MANIFEST_NAME,
+        files={**{role: out_dir / path.name for role, path in job.files.items()}, "vocab": out_dir / VOCAB_FILE},
+        precision_requested=config.precision, precision_used=job.precision, fp16_check=job.check,
+        decisions=job.decisions, warnings=job.notes, skipped=job.skipped,
     )
 
 
+@dataclass
+class _Job:
+    """What the steps of one export share; each step fills in its part."""
+
+    config: ExportConfig
+    folder: ModelFolder
+    shell: Any
+    rows: list
+    rows_source: str
+    stage: Path = Path()
+    tokenizer: dict = field(default_factory=dict)  # the manifest's tokenizer entry
+    tokens: Any = None  # texts -> (ids, mask), tokenised by the shipped tokenizer
+    check: Optional[Fp16Check] = None
+    precision: str = "fp32"
+    rate: Optional[LearningRateChoice] = None
+    head_spec: Any = None
+    files: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    decisions: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # result.warnings and the manifest's precision notes
+
+    @property
+    def labels(self) -> list:
+        return list(self.folder.labels)
+
+    @property
+    def nn_compute_units(self) -> str:
+        return "all" if (self.check is not None and self.check.safe) else "cpuOnly"
+
+    def save(self, model: ct.models.MLModel, role: str, file_name: str, what: str) -> ct.models.MLModel:
+        apply_metadata(model, _metadata(self.folder, self.config, _user_metadata(self.folder, self.config, self.precision), what))
+        model.save(str(self.stage / file_name))
+        self.files[role] = self.stage / file_name
+        return model
+
+
+def _read_input(model_dir: Union[str, Path], config: ExportConfig, texts: Optional[Sequence[Any]]) -> _Job:
+    """Step 1: the folder validated and loaded, and the texts the measurements run on."""
+    folder = read_model_folder(model_dir)
+    shell = load_checked_shell(folder, config.max_length)
+    rows, rows_source = resolve_rows(texts, config.learning_rate_texts)
+    return _Job(config, folder, shell, rows, rows_source)
+
+
+def _write_tokenizer(job: _Job) -> None:
+    """Step 2: vocab.txt and the tokenizer files, as the app ships them; what the later steps
+    tokenise with."""
+    copied = _copy_tokenizer(job.folder, job.stage, job.config.max_length)
+    job.tokenizer = job.folder.tokenizer.manifest(VOCAB_FILE, copied)
+    job.tokens = _text_tokens(job.stage, job.tokenizer, job.config.max_length)
+
+
+def _choose_precision(job: _Job) -> None:
+    """Step 3: fp16 only where the range check finds it safe."""
+    config = job.config
+    if config.fp16_check or config.precision == "fp16":
+        job.check = _run_fp16_check(job.shell, job.folder, config, job.tokens([text for text, _ in job.rows]))
+    job.precision = config.precision
+    if config.precision == "fp16" and job.check is not None and not job.check.safe:
+        job.precision = "fp32"
+        # Recorded once, in result.warnings (the CLI prints them as "warning: ..."), not also as a
+        # Python RuntimeWarning, which would print the same news a second time with a source line.
+        job.notes.append(f"fp16 requested but unsafe for this {job.folder.model_type} ({job.check.reason}); "
+                         "exporting with fp32 compute precision")
+    job.decisions.append(f"compute precision: requested {config.precision}, used {job.precision}"
+                         + (f" (fp16 check: {job.check.reason})" if job.check else " (fp16 check skipped)"))
+
+
+def _choose_learning_rate(job: _Job) -> None:
+    """Step 4: the user's ``--learning-rate``, else the candidate the simulated update measures best."""
+    config, rate = job.config, None
+    if config.learning_rate is not None:
+        rate = LearningRateChoice(chosen=float(config.learning_rate), fixed_by_user=True)
+    elif not (config.build_updatable_head or config.build_updatable_pipeline):
+        rate = LearningRateChoice(chosen=float(config.update_params().learning_rate), fixed_by_user=False,
+                                  texts="not measured: no updatable model is built")
+    else:
+        shell = job.shell
+
+        def pooled(texts: list[str]):
+            ids, mask = job.tokens(texts)
+            with torch.no_grad():
+                vectors = shell.pooled(ids, mask)
+                predicted = shell.classifier(vectors).argmax(dim=-1)
+            return vectors.numpy(), predicted.numpy()
+
+        names = HeadNames()
+        rate = choose(lambda candidate: _head_spec(job, config.update_params(candidate)), pooled, job.labels,
+                      config.learning_rate_candidates, job.rows, job.rows_source, names.input, names.label)
+    job.rate = rate
+    job.decisions.append(f"on-device learning rate {rate.chosen:g}: " + (
+        "fixed by --learning-rate" if rate.fixed_by_user else
+        f"lowest held-out loss of {', '.join(f'{c:g}' for c in rate.candidates)} ({rate.texts})"))
+
+
+def _write_ml_programs(job: _Job) -> None:
+    """Step 5: Classifier.mlpackage and Encoder.mlpackage in the chosen precision."""
+    config = job.config
+    if config.build_classifier:
+        job.save(convert_classifier(job.shell, job.labels, config.max_length, job.precision), "classifier",
+                 CLASSIFIER_FILE, "text classifier: tokens -> label, probabilities")
+    if config.build_encoder:
+        job.save(convert_encoder(job.shell, config.max_length, job.precision), "encoder", ENCODER_FILE,
+                 "encoder: tokens -> pooled embedding")
+
+
+def _write_updatable_models(job: _Job) -> None:
+    """Step 6: the updatable head (a failing lint aborts the export) and the optional pipeline
+    (skipped, with the reason, only for its two known limitations)."""
+    config = job.config
+    if not (config.build_updatable_head or config.build_updatable_pipeline):
+        return
+    job.head_spec = _head_spec(job, config.update_params(job.rate.chosen))  # raises UpdatableRuleError
+    if config.build_updatable_head:
+        model = job.save(_spec_model(job.head_spec), "updatable_head", HEAD_FILE,
+                         "updatable head: pooled embedding -> label; trains on device")
+        check_spec(model.get_spec(), what="head")  # re-lint the exact spec written
+    if not config.build_updatable_pipeline:
+        return
+    try:
+        encoder_nn = convert_encoder_neuralnetwork(job.shell, config.max_length, int(job.shell.embedding_size),
+                                                   fp16_safe=job.nn_compute_units == "all")
+        pipeline_spec = build_updatable_pipeline(encoder_nn, job.head_spec, job.labels, config.max_length)
+    except (UpdatableRuleError, NotImplementedError, ValueError) as exc:
+        reason = _pipeline_unsupported(exc)
+        if reason is None:
+            raise  # a bug, not a known limitation: never hide it behind a "skipped" file
+        job.notes.append(f"updatable pipeline not written: {reason}")
+        job.skipped["updatable_pipeline"] = reason
+        return
+    model = job.save(_spec_model(pipeline_spec), "updatable_pipeline", PIPELINE_FILE,
+                     "updatable pipeline: tokens -> label; the head trains on device")
+    check_spec(model.get_spec(), what="pipeline")
+    job.extra["updatable_pipeline"] = {
+        "recommended_compute_units": job.nn_compute_units,
+        "why": "a NeuralNetwork may run in fp16 on GPU/ANE; use cpuOnly unless the fp16 check passed",
+    }
+    job.decisions.append(f"updatable pipeline written; recommended compute units: {job.nn_compute_units}")
+
+
+def _write_manifest(job: _Job, out_dir: Path) -> None:
+    """Step 7: manifest.json, read back from the saved specs."""
+    manifest = build_manifest(
+        model_type=job.folder.model_type, labels=job.labels, max_length=job.config.max_length,
+        embedding_size=int(job.shell.embedding_size), tokenizer=job.tokenizer,
+        precision={"requested": job.config.precision, "used": job.precision,
+                   "fp16_check": job.check.as_dict() if job.check else None, "notes": job.notes},
+        files=job.files, extra=job.extra, skipped=job.skipped, versions=_versions(),
+        # Relative to the export folder: an absolute path would put the user's home folder into
+        # a manifest that may ship inside an app bundle. Both ends resolved (symlinks too: /tmp and
+        # /var are links on macOS), so the path leads back from the export folder's real location.
+        source_model_dir=os.path.relpath(job.folder.path.resolve(), out_dir.parent.resolve() / out_dir.name),
+    )
+    manifest["decisions"] = job.decisions
+    # what the updatable models train with, read from the head's spec like every other manifest entry
+    manifest["update_config"] = read_update_params(job.head_spec).summary() if job.head_spec is not None else None
+    manifest["update_learning_rate"] = job.rate.as_manifest()
+    atomic_write_json(job.stage / MANIFEST_NAME, manifest)
+
+
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _head_spec(job: _Job, params: UpdateParams):
+    weight = job.shell.classifier.weight.detach().cpu().numpy()
+    bias = job.shell.classifier.bias.detach().cpu().numpy()
+    return build_updatable_head(weight, bias, job.labels, params)
 
 
 def _pipeline_unsupported(exc: BaseException) -> Optional[str]:
@@ -385,30 +449,6 @@ def _text_tokens(stage: Path, tokenizer_manifest: dict, max_length: int):
     return encode
 
 
-def _learning_rate(shell, labels: list, tokens, config: ExportConfig, rows: list, source: str) -> LearningRateChoice:
-    """The user's ``--learning-rate``, else the candidate the simulated update measures best."""
-    if config.learning_rate is not None:
-        return LearningRateChoice(chosen=float(config.learning_rate), fixed_by_user=True)
-    if not (config.build_updatable_head or config.build_updatable_pipeline):
-        return LearningRateChoice(chosen=float(config.update_params().learning_rate), fixed_by_user=False,
-                                  texts="not measured: no updatable model is built")
-    from export.updatable.head import HeadNames
-
-    weight = shell.classifier.weight.detach().cpu().numpy()
-    bias = shell.classifier.bias.detach().cpu().numpy()
-
-    def pooled(texts: list[str]):
-        ids, mask = tokens(texts)
-        with torch.no_grad():
-            vectors = shell.pooled(ids, mask)
-            predicted = shell.classifier(vectors).argmax(dim=-1)
-        return vectors.numpy(), predicted.numpy()
-
-    names = HeadNames()
-    return choose(lambda rate: build_updatable_head(weight, bias, labels, config.update_params(rate)), pooled,
-                  labels, config.learning_rate_candidates, rows, source, names.input, names.label)
-
-
 def _spec_model(spec) -> ct.models.MLModel:
     # On macOS, loading compiles the model: Core ML itself validates the updatable spec. coremltools
     # only warns when that fails (and keeps the error), so a rejected model is raised here instead.
@@ -419,14 +459,7 @@ def _spec_model(spec) -> ct.models.MLModel:
     return model
 
 
-def _save(model: ct.models.MLModel, path: Path) -> Path:
-    model.save(str(path))
-    return path
-
-
 def _user_metadata(folder: ModelFolder, config: ExportConfig, precision: str) -> dict[str, str]:
-    import json
-
     specials = {role: tok.id for role, tok in folder.tokenizer.special_tokens.items()}
     return {
         "labels": json.dumps(list(folder.labels), ensure_ascii=False),
@@ -464,8 +497,6 @@ def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], w
 
 
 def _copy_tokenizer(folder: ModelFolder, stage: Path, max_length: int) -> list[str]:
-    from export.convert.tokenizer import write_vocab
-
     write_vocab(folder.tokenizer, stage / VOCAB_FILE)
     copied = [VOCAB_FILE]
     for name in _TOKENIZER_COPIES:

@@ -1,4 +1,4 @@
-"""Validate a Hugging Face model folder before any conversion work starts.
+"""Validate a Hugging Face model folder before any conversion work starts, and load it into the shell.
 
 Every failure names the file or field at fault and says what to do, because the typical user of
 ``export`` is holding a folder produced by someone else's training script.
@@ -118,7 +118,6 @@ def read_model_folder(path: Union[str, Path]) -> ModelFolder:
         raise ExportInputError(str(exc)) from exc
     embedding_file, embedding_name, rows = _word_embedding_rows(files)
     _check_vocab_sizes(folder, config, tokenizer, embedding_file, embedding_name, rows)
-    check_finite_weights(folder, files)
     return ModelFolder(folder, config, model_type, labels, files, tokenizer)
 
 
@@ -182,29 +181,37 @@ def _check_vocab_sizes(folder: Path, config: dict[str, Any], tokenizer: Tokenize
         )
 
 
-def check_finite_weights(folder: Path, files: tuple[Path, ...]) -> None:
-    """Refuse weights with NaN/inf: such a model predicts garbage (or NaN) for every input.
+def load_checked_shell(folder: ModelFolder, max_length: int):
+    """The PyTorch shell with the folder's weights, strictly loaded; weights with NaN/inf are refused
+    (such a model predicts garbage, or NaN, for every input).
 
-    Every floating tensor is read once, one at a time (safetensors memory-maps the file), so this
-    costs a pass over the weights and no extra memory beyond the largest tensor.
+    Each weight file is read once: the same tensors are checked and then loaded into the shell.
     """
     import torch
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
+    from export.shell.common import ShellConfigError
+    from export.shell.load import ShellLoadError, build_shell, load_state_into
+
+    state: dict = {}
     bad: list[tuple[Path, str, int, int]] = []
-    for path in files:
-        with safe_open(str(path), framework="pt") as handle:
-            for name in handle.keys():
-                tensor = handle.get_tensor(name)
-                if not tensor.is_floating_point():
-                    continue
-                count = int((~torch.isfinite(tensor)).sum())
-                if count:
-                    bad.append((path, name, count, tensor.numel()))
+    for path in folder.weight_files:
+        tensors = load_file(str(path))
+        for name, tensor in tensors.items():
+            count = int((~torch.isfinite(tensor)).sum()) if tensor.is_floating_point() else 0
+            if count:
+                bad.append((path, name, count, tensor.numel()))
+        state.update(tensors)
     if bad:
         path, name, count, size = bad[0]
         more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
         raise ExportInputError(
-            f"{folder}: the weights are not finite: {name} in {path.name} has {count} of {size} values "
+            f"{folder.path}: the weights are not finite: {name} in {path.name} has {count} of {size} values "
             f"NaN/inf{more}; the model probably diverged in training - retrain it with a lower learning rate"
         )
+    try:
+        shell = build_shell(folder.config, max_length)
+        load_state_into(shell, state)
+    except (ShellLoadError, ShellConfigError) as exc:
+        raise ExportInputError(f"{folder.path}: {exc}") from exc
+    return shell.eval()
