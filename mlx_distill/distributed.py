@@ -10,8 +10,8 @@ warnings and, on this machine, from a status file each rank writes as it ends â€
 clear line and a non-zero exit.
 
 A rank is started as ``python -m mlx_distill.distributed --rank -- COMMAND ARGS...``: it runs the
-ordinary command (``mlx_distill.cli.main``), silences its stdout unless it is rank 0 (so results are
-printed once), and records its exit code.
+ordinary command (``mlx_distill.cli.main``; ``build-stage``: one stage of a build), silences its
+stdout unless it is rank 0 (so results are printed once), and records its exit code.
 
 Nothing here is global state: :func:`world` reads the launcher's environment each time (MLX caches
 the group itself, so repeated calls are cheap and return the same group).
@@ -32,6 +32,8 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlx_distill.build.settings import setting
 
 #: What ``--backend`` accepts: ``mlx.launch``'s backends.
 BACKENDS = ("ring", "mpi", "jaccl", "jaccl-ring", "nccl")
@@ -162,15 +164,36 @@ def shard(rows, world: World):
 
 
 # ---- the launcher ----------------------------------------------------------------------------------
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """``--processes``, ``--hostfile`` and ``--backend`` for a command that can run data-parallel."""
+@dataclass
+class ParallelSettings:
+    """How many ranks run a data-parallel command, and where: the ``--processes``, ``--hostfile`` and
+    ``--backend`` flags of ``teacher``, ``distill`` and ``build``, and the ``[parallel]`` table of a
+    build file (defaults and help live here once, see :func:`mlx_distill.build.settings.setting`)."""
+
+    processes: int = setting(1, "run N ranks on this machine through `mlx.launch --backend ring`")
+    hostfile: Path | None = setting(None, "run one rank per host of this mlx.launch host file (several Macs; "
+                                          "excludes processes > 1)")
+    backend: str | None = setting(None, "mx.distributed backend with a host file (default: the host file's, "
+                                        "else ring)", choices=BACKENDS)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hostfile, str):  # a build file's value
+            self.hostfile = Path(self.hostfile) if self.hostfile else None
+        check_flags(self.processes, self.hostfile, self.backend)
+
+    @property
+    def several(self) -> bool:
+        """Whether this runs more than one process (mlx.launch), not the command in this process."""
+        return self.processes > 1 or self.hostfile is not None
+
+
+def add_flags(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """``--processes``, ``--hostfile`` and ``--backend`` for a command that can run data-parallel
+    (``dest_prefix`` keeps them out of :func:`relaunch`'s sight: ``build`` launches its stages itself)."""
+    from mlx_distill.build.settings import add_flags as add_setting_flags
+
     group = parser.add_argument_group("data-parallel (mx.distributed)")
-    group.add_argument("--processes", type=int, default=1, metavar="N",
-                       help="run N ranks on this machine through `mlx.launch --backend ring` (default 1)")
-    group.add_argument("--hostfile", type=Path, metavar="FILE",
-                       help="run one rank per host of this mlx.launch host file (several Macs)")
-    group.add_argument("--backend", choices=BACKENDS, default=None,
-                       help="mx.distributed backend with --hostfile (default: the host file's, else ring)")
+    add_setting_flags(group, ParallelSettings, ParallelSettings(), dest_prefix=dest_prefix)
 
 
 @dataclass(frozen=True)
@@ -232,18 +255,22 @@ def _free_ports(count: int) -> int:
     raise OSError(f"no {count} consecutive free ports on 127.0.0.1 for the ring backend")
 
 
-def launch_plan(flags: argparse.Namespace, rest: list[str], status_dir: Path) -> LaunchPlan | None:
-    """The ``mlx.launch`` command for ``flags`` (None: run in this process). Bad combinations are
-    refused with one line naming the flag."""
-    processes, hostfile = flags.processes, flags.hostfile
+def check_flags(processes: int, hostfile: Path | None, backend: str | None) -> None:
+    """Refuse a combination that cannot run, with one line naming the flag."""
     if processes < 1:
         raise ValueError(f"--processes must be >= 1 (got {processes})")
     if hostfile is not None and processes != 1:
         raise ValueError("--processes and --hostfile exclude each other: the host file lists one rank per host "
                          "(repeat a host to run several ranks on it)")
-    if flags.backend is not None and hostfile is None and flags.backend != "ring":
-        raise ValueError(f"--backend {flags.backend} needs --hostfile; --processes N runs the ring backend on this "
-                         "machine")
+    if backend is not None and hostfile is None and backend != "ring":
+        raise ValueError(f"--backend {backend} needs --hostfile; --processes N runs the ring backend on this machine")
+
+
+def launch_plan(flags: argparse.Namespace, rest: list[str], status_dir: Path) -> LaunchPlan | None:
+    """The ``mlx.launch`` command for ``flags`` (None: run in this process). Bad combinations are
+    refused with one line naming the flag."""
+    processes, hostfile = 1 if flags.processes is None else flags.processes, flags.hostfile
+    check_flags(processes, hostfile, flags.backend)
     if hostfile is None and processes == 1:
         return None
     launcher = [sys.executable, "-c", "import sys\nfrom importlib.metadata import entry_points\n"
@@ -270,7 +297,8 @@ def relaunch(args: argparse.Namespace, argv: list[str]) -> int | None:
     process already is a rank)."""
     if launched():
         return None
-    flags = argparse.Namespace(processes=getattr(args, "processes", 1) or 1, hostfile=getattr(args, "hostfile", None),
+    processes = getattr(args, "processes", None)
+    flags = argparse.Namespace(processes=1 if processes is None else processes, hostfile=getattr(args, "hostfile", None),
                                backend=getattr(args, "backend", None))
     _, rest = split_flags(argv)
     with tempfile.TemporaryDirectory(prefix="mlx_distill-ranks-") as status:
@@ -278,6 +306,17 @@ def relaunch(args: argparse.Namespace, argv: list[str]) -> int | None:
         if plan is None:
             return None
         return run_plan(plan)
+
+
+def run_ranks(argv: list[str], parallel: ParallelSettings, what: str = "") -> int:
+    """Run the mlx_distill command line ``argv`` as the ranks ``parallel`` asks for (several
+    processes or a host file) and return its exit code after checking every rank, as
+    :func:`relaunch` does; ``build`` runs its data-parallel stages this way."""
+    with tempfile.TemporaryDirectory(prefix="mlx_distill-ranks-") as status:
+        plan = launch_plan(parallel, argv, Path(status))
+        if plan is None:
+            raise ValueError("run_ranks needs several processes or a host file")
+        return run_plan(plan, what)
 
 
 @dataclass
@@ -357,8 +396,9 @@ def _forward(stream, sink, seen: set[str], warnings: dict[int, int | None], lock
         sink.flush()
 
 
-def run_plan(plan: LaunchPlan) -> int:
-    """Run ``mlx.launch`` and turn what happened to its ranks into our exit code (and one line)."""
+def run_plan(plan: LaunchPlan, what: str = "") -> int:
+    """Run ``mlx.launch`` and turn what happened to its ranks into our exit code (and one line,
+    ``what`` put after its ``error:``: the build names the stage whose ranks failed)."""
     plan.status_dir.mkdir(parents=True, exist_ok=True)
     # stdin is a pipe we never write to: mlx.launch polls its stdin, and /dev/null would make that
     # poll return at once, forever (a busy loop on a machine that has few cores to spare).
@@ -387,12 +427,12 @@ def run_plan(plan: LaunchPlan) -> int:
     if outcome.ok and process.returncode == 0:
         return 0
     if outcome.ok:  # every rank succeeded, the launcher itself did not (bad launch line...)
-        print(f"error: mlx.launch failed with exit code {process.returncode}", file=sys.stderr)
+        print(f"error: {what}mlx.launch failed with exit code {process.returncode}", file=sys.stderr)
         return 1
     cause = outcome.cause()
     own_error = cause is not None and cause[1] is not None and cause[1] > 0 and cause[1] != PEER_LOST
     if outcome.exit_code() != 130 and not (own_error and outcome.printed_error):
-        print(outcome.message(plan.ranks), file=sys.stderr)
+        print(outcome.message(plan.ranks).replace("error: ", f"error: {what}", 1), file=sys.stderr)
     return outcome.exit_code()
 
 
@@ -426,9 +466,14 @@ def _run_rank(argv: list[str]) -> int:
         sys.stdout = open(os.devnull, "w")
     code = 1
     try:
-        from mlx_distill.cli import main
+        if argv[:1] == ["build-stage"]:  # one stage of a build (mlx_distill.build.run launches it)
+            from mlx_distill.build.cli import stage_main
 
-        code = main(argv)
+            code = stage_main(argv[1:])
+        else:
+            from mlx_distill.cli import main
+
+            code = main(argv)
     except RuntimeError as exc:
         if "[ring]" not in str(exc) and "peer" not in str(exc):
             raise

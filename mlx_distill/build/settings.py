@@ -117,8 +117,10 @@ def flag_of(cls: type, name: str) -> str:
 
 # ---- command-line flags ----------------------------------------------------------------------------
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, defaults: Any,
-              skip: tuple[str, ...] = (), helps: dict[str, str] | None = None) -> None:
-    """One flag per field of ``cls`` (nested configs and ``cli=False`` fields left out).
+              skip: tuple[str, ...] = (), helps: dict[str, str] | None = None, dest_prefix: str = "") -> None:
+    """One flag per field of ``cls`` (nested configs and ``cli=False`` fields left out); each value
+    lands in ``args.<dest_prefix><field>`` (``build`` keeps ``--processes`` apart from the commands
+    that relaunch themselves).
 
     Every flag's argparse default is ``None`` — "not given" — and the value shown in the help is the
     field's value in ``defaults``, the stage's own default instance: ``DistillConfig().train`` says
@@ -130,7 +132,7 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
         shown = getattr(defaults, s.name, None) if defaults is not None else None
         text = s.help or (helps or {}).get(s.name, "")
         base = _strip_optional(s.kind)
-        kwargs: dict[str, Any] = {"dest": s.name, "default": None}
+        kwargs: dict[str, Any] = {"dest": dest_prefix + s.name, "default": None}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
             text += f" (default: {'on' if shown else 'off'})"
@@ -150,13 +152,13 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def given_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+def given_values(args: argparse.Namespace, cls: type, dest_prefix: str = "") -> dict[str, Any]:
     """The fields of ``cls`` the user gave on the command line (flags left at ``None`` are absent)."""
     out = {}
     for s in settings_of(cls):
         if s.nested is not None or not s.cli:
             continue  # a nested config has no flag of its own (``--train`` is the data file)
-        value = getattr(args, s.name, None)
+        value = getattr(args, dest_prefix + s.name, None)
         if value is not None:
             out[s.name] = value
     return out
