@@ -44,7 +44,8 @@ Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str,
 MakeBatch = Callable[[np.ndarray], dict[str, mx.array]]
 Evaluate = Callable[[], dict[str, object]]
 #: ``batch -> {loss part: how many items that part is a mean over in this batch}`` (rows for KD,
-#: labelled rows for CE, real tokens for the hidden-state and attention terms).
+#: labelled rows for CE, real tokens for the hidden-state and attention terms). Counts must add up
+#: over rows (a batch's count is the sum of its rows'): data-parallel steps count the global batch.
 PartCounts = Callable[[dict[str, mx.array]], dict[str, mx.array]]
 
 #: Batch keys through which the trainer hands an objective each part's share of the step.
@@ -324,8 +325,17 @@ class Trainer:
         self.log_path.unlink(missing_ok=True)
 
     def restore_best(self) -> None:
-        if self.best_path.exists():
-            self.module.load_weights(list(mx.load(str(self.best_path)).items()), strict=True)
+        """Load the best weights; in a data-parallel run rank 0 reads them and sends them to every
+        rank (on several machines only rank 0 may see the file, and another rank's disk may hold an
+        older run's)."""
+        if not self.world.distributed:
+            if self.best_path.exists():
+                self.module.load_weights(list(mx.load(str(self.best_path)).items()), strict=True)
+            return
+        best = dict(mx.load(str(self.best_path))) if self.world.is_root and self.best_path.exists() else {}
+        best = broadcast_arrays(best if self.world.is_root else None, self.world)
+        if best:
+            self.module.load_weights(list(best.items()), strict=True)
 
     # ---- logging -------------------------------------------------------------------------------
     @property
@@ -400,15 +410,17 @@ class Trainer:
         )
 
     def _evaluate(self) -> bool:
-        """Run the evaluation; keep the best weights; return whether to stop early. Only rank 0
-        evaluates (every rank holds the same weights); its decision is sent to the others, so all
-        ranks stop at the same step."""
+        """Run the evaluation; keep the best weights; return whether to stop early. Every rank
+        evaluates its shard (``evaluate`` is sharded and all-reduced: see
+        ``mlx_distill.train.evaluation.predict_logits``), so every rank has the same metrics; rank 0
+        writes the best weights and sends its decision to the others, so all ranks stop at the
+        same step."""
         if self.evaluate is None:
             return False
-        if not self.world.is_root:
-            return bool(broadcast_json(None, self.world))
         stop = self._evaluate_here()
-        return bool(broadcast_json(stop, self.world))
+        if not self.world.distributed:
+            return stop
+        return bool(broadcast_json(stop if self.world.is_root else None, self.world))
 
     def _evaluate_here(self) -> bool:
         self.module.eval()
@@ -420,9 +432,10 @@ class Trainer:
         best = None if self.best_metrics is None else self.best_metrics[self.config.best_metric]
         if best is None or score > best:
             self.best_step, self.best_metrics, self.evals_since_best = self.step, metrics, 0
-            params = dict(tree_flatten(self.module.parameters()))
-            with disk_full_guard(self.run_dir, "the best weights"):
-                atomic_write(self.best_path, lambda tmp: mx.save_safetensors(tmp, params))
+            if self.world.is_root:
+                params = dict(tree_flatten(self.module.parameters()))
+                with disk_full_guard(self.run_dir, "the best weights"):
+                    atomic_write(self.best_path, lambda tmp: mx.save_safetensors(tmp, params))
         else:
             self.evals_since_best += 1
         self._log({"step": self.step, "eval": metrics})
@@ -484,15 +497,21 @@ class Trainer:
             self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
             self.evals_since_best, self.stopped_early = state["evals_since_best"], state["stopped_early"]
 
-    def _scales(self, batches: list[dict[str, mx.array]], real: list[bool] | None = None) -> list[dict[str, mx.array]]:
+    def _scales(self, batches: list[dict[str, mx.array]], real: list[bool] | None = None,
+                full: list[dict[str, mx.array]] | None = None) -> list[dict[str, mx.array]]:
         """Per micro-batch, each loss part's share of the whole step (all micro-batches of all
         ranks) times the number of ranks; put into each batch under ``scale.<part>``. A stand-in
-        batch (``real`` False) counts zero, so its share is 0."""
+        batch (``real`` False) counts zero, so its share is 0. The step's totals are counted on
+        ``full``, the global micro-batches every rank makes anyway (counts add up over rows), so no
+        all-reduce is needed for them."""
         real = real or [True] * len(batches)
         local = [{k: v if ok else 0 * mx.array(v) for k, v in self.part_counts(b).items()}
                  for b, ok in zip(batches, real)]
         names = sorted(local[0])
-        totals = all_sum(sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in local), self.world)
+        counted = [self.part_counts(b) for b in full] if full is not None else local
+        totals = sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in counted)
+        if full is None:
+            totals = all_sum(totals, self.world)
         scales = []
         for b, counts in zip(batches, local):
             scale = {n: self.world.size * mx.array(counts[n], mx.float32) / mx.maximum(totals[i], 1e-12)
@@ -522,12 +541,15 @@ class Trainer:
         # its own rows: a batch is cut to its longest row, and the cut can change a row's numbers
         # (MobileBERT's trigram input sees the [PAD] embedding after a row's last token, or zeros
         # when the row ends the batch), so a shard must keep the global batch's length.
+        full = None
         if self.world.distributed:
-            batches, real = map(list, zip(*(self._slice(self.make_batch(rows), self.world) for rows in micro_batches)))
+            full = [self.make_batch(rows) for rows in micro_batches]
+            batches, real = map(list, zip(*(self._slice(batch, self.world) for batch in full)))
         else:
             batches, real = [self.make_batch(rows) for rows in micro_batches], [True] * len(micro_batches)
         all_rows = sum(len(rows) for rows in micro_batches)
-        scales = self._scales(batches, real) if self.part_counts is not None else None
+        scales = self._scales(batches, real, full) if self.part_counts is not None else None
+        del full
         total, loss, parts, n_tokens = None, mx.array(0.0), {}, mx.array(0)
         for micro, (rows, batch) in enumerate(zip(local_rows, batches)):
             self._seed_rng(micro)
