@@ -112,7 +112,7 @@ _AUGMENT_OWNED = ("train", "out", "eval", "test", "restart", "rejects", "progres
 _CLEAN_OWNED = ("teacher", "input", "out", "dropped", "summary")
 _EXPORT_OWNED = ("overwrite",)
 _DISTILL_OWNED = ("cache_dir",)
-TABLES = ("data", "augment", "teacher", "clean", "distill", "export", "report")
+TABLES = ("data", "augment", "teacher", "clean", "distill", "export", "report", "parallel")
 
 
 @dataclass
@@ -131,6 +131,7 @@ class BuildConfig:
     clean: dict[str, Any] | None  # CleanConfig values; None: off
     clean_input: Path | None
     report: ReportSettings
+    parallel: Any = None  # distributed.ParallelSettings: the ranks of the data-parallel stages (not in their keys)
 
     def input_paths(self) -> list[PathArg]:
         """Every file or folder the build reads, named by its key (for the run-folder overlap check)."""
@@ -290,9 +291,32 @@ def load_build_config(path: str | Path) -> BuildConfig:
 
     (report_values,), _ = section("report", [ReportSettings])
     report = make(ReportSettings, report_values, ("report",))
+
+    # [parallel] (optional): how many ranks run the data-parallel stages
+    from mlx_distill.distributed import ParallelSettings
+
+    (parallel_values,), _ = section("parallel", [ParallelSettings])
+    if parallel_values.get("hostfile"):
+        parallel_values["hostfile"] = file("parallel.hostfile", parallel_values["hostfile"], "an mlx.launch host file (JSON)")
+    parallel = parallel_settings(parallel_values, lambda key, problem: fail(("parallel", key), problem))
     return BuildConfig(path=path.resolve(), data=data, teacher_model=teacher_model, teacher=teacher, student=student,
                        distill=distill, export=export, augment=augment, clean=clean, clean_input=clean_input,
-                       report=report)
+                       report=report, parallel=parallel)
+
+
+def parallel_settings(values: dict[str, Any], fail):
+    """``ParallelSettings(**values)``; a refused combination is ``fail(key, problem)`` in the build
+    file's words (``processes``, not ``--processes``)."""
+    from mlx_distill.distributed import ParallelSettings
+
+    try:
+        return ParallelSettings(**values)
+    except ValueError as exc:
+        message = str(exc)
+        for name in ("processes", "hostfile", "backend"):
+            message = message.replace(f"--{name}", name)
+        key = next((word for word in message.split() if word in ("processes", "hostfile", "backend")), "processes")
+        raise fail(key, message) from None
 
 
 def _resolve_model(value: str, base: Path, fail) -> Path:

@@ -22,6 +22,7 @@ def _tables():
     """(table name, what it is for, [(class, defaults, skipped fields)])."""
     from mlx_distill.augment.config import AugmentConfig
     from mlx_distill.clean import CleanConfig
+    from mlx_distill.distributed import ParallelSettings
     from mlx_distill.train.distill import DistillConfig
     from mlx_distill.train.teacher import TeacherConfig
     from mlx_distill.train.trainer import TrainConfig
@@ -47,6 +48,9 @@ def _tables():
         ("distill.train", "the student's training loop", [(TrainConfig, distill.train, ())]),
         ("export", "Core ML export (`export`)", [(ExportConfig, ExportConfig(), build_config._EXPORT_OWNED)]),
         ("report", "what the report shows", [(build_config.ReportSettings, None, ())]),
+        ("parallel", "optional: run the data-parallel stages (teacher, distill) as several ranks through "
+                     "`mlx.launch`; `--processes`, `--hostfile` and `--backend` override it",
+         [(ParallelSettings, ParallelSettings(), ())]),
     ]
 
 

@@ -3,10 +3,18 @@
 The key of a stage is computed when the stages before it are done, from their *actual* output
 hashes: a stage that reran and produced the same output (data re-split identically) leaves the
 later stages reused. ``--dry-run`` cannot know that yet, so it says "runs: upstream X runs".
+
+Data-parallel stages (teacher, distill) run as ranks under ``mlx.launch`` when the build asks for
+several processes or a host file (``[parallel]``, ``--processes``): this process launches them
+(``mlx_distill.distributed.run_ranks``), each rank runs the stage's own function
+(``build-stage``), rank 0 writes its outputs, and this process records the stage as for any other.
+Everything else runs here, once. The process count is not part of a stage's key: a finished stage
+is reused whatever ran it (an interrupted one resumes only with the count that made its checkpoint).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -16,6 +24,34 @@ from pathlib import Path
 from mlx_distill.build.cache import StageRecord, StageStore, stage_key
 from mlx_distill.build.config import BuildConfig
 from mlx_distill.build.stages import Context, Stage, enabled_stages
+
+
+class RanksFailed(Exception):
+    """A rank of a data-parallel stage failed; its line is printed already. ``code``: the exit code."""
+
+    def __init__(self, stage: str, code: int):
+        super().__init__(f"the ranks of the {stage} stage failed (exit code {code})")
+        self.stage, self.code = stage, code
+
+
+def run_stage(stage: Stage, ctx: Context, resume: bool) -> dict:
+    """Run ``stage`` here, or as the ranks the build asks for when it is a data-parallel stage."""
+    parallel = ctx.config.parallel
+    if stage.report is None or parallel is None or not parallel.several:
+        return stage.run(ctx, resume)
+    from mlx_distill.distributed import run_ranks
+
+    report = stage.report(ctx)
+    report.unlink(missing_ok=True)  # what rank 0 writes last: no older run's report may stand in for it
+    argv = ["build-stage", str(ctx.config.path), "--out", str(ctx.run_dir.resolve()), "--stage", stage.name,
+            *([] if resume else ["--fresh"])]
+    code = run_ranks(argv, parallel, what=f"{stage.name} stage: ")
+    if code != 0:
+        raise RanksFailed(stage.name, code)
+    if not report.exists():
+        raise ValueError(f"{stage.name} stage: its ranks ended well but rank 0's report {report} is not here; on "
+                         "several machines the run folder must be one folder every host sees at the same path")
+    return stage.summarize(ctx, json.loads(report.read_text(encoding="utf-8")))
 
 
 @dataclass
@@ -85,12 +121,16 @@ def plan(config: BuildConfig, run_dir: Path, device: str, restart: bool = False)
     return decisions
 
 
-def run_build(config: BuildConfig, run_dir: Path, device: str, restart: bool = False) -> dict[str, dict]:
-    """Run every stage that needs it; return each stage's summary (the report's under ``report``)."""
+def run_build(config: BuildConfig, run_dir: Path, device: str, restart: bool = False,
+              until: str | None = None) -> dict[str, dict]:
+    """Run every stage that needs it (up to and including ``until``, by default all); return each
+    stage's summary (the report's under ``report``)."""
     ctx = Context(config, run_dir, device, {}, {})
     store = StageStore(run_dir)
     build_id = uuid.uuid4().hex[:12]
     stages = enabled_stages(config)
+    if until is not None:
+        stages = stages[: [s.name for s in stages].index(until) + 1]
     for number, stage in enumerate(stages, 1):
         decision, key, settings, inputs = decide(stage, ctx, store, restart, [])
         label = f"[{number}/{len(stages)}] {stage.name}"
@@ -102,7 +142,7 @@ def run_build(config: BuildConfig, run_dir: Path, device: str, restart: bool = F
             print(f"{label}: {stage.title} ({decision.reason})", file=sys.stderr, flush=True)
             store.write(StageRecord(stage.name, "started", key))
             started = time.perf_counter()
-            summary = stage.run(ctx, decision.resume)
+            summary = run_stage(stage, ctx, decision.resume)
             seconds = time.perf_counter() - started
             summary = {**summary, "_settings": settings, "_inputs": inputs}
             record = StageRecord(stage.name, "done", key, stage.output_hash(ctx), round(seconds, 3),

@@ -60,6 +60,10 @@ class Stage:
     run: Callable[[Context, bool], dict]
     exclude: tuple[str, ...] = ()  # top-level entries of the stage folder that are not its output
     also: tuple[str, ...] = ()  # files beside the stage folder that are outputs too (report.json, report.md)
+    # Data-parallel stages (teacher, distill) run as ranks when the build asks for several processes:
+    # where rank 0 leaves the stage's report, and the summary made of it (what ``run`` returns).
+    report: Callable[[Context], Path] | None = None
+    summarize: Callable[[Context, dict], dict] | None = None
 
     def output_hash(self, ctx: Context) -> str:
         """The hash of what later stages (and the user) read; "" when something is missing."""
@@ -152,6 +156,10 @@ def _teacher_run(ctx: Context, resume: bool) -> dict:
 
     report = fine_tune_teacher(ctx.config.teacher_model, ctx.examples("train"), ctx.examples("eval"),
                                ctx.folder("teacher"), ctx.config.teacher, resume=resume, test=ctx.examples("test"))
+    return _teacher_summary(ctx, report)
+
+
+def _teacher_summary(ctx: Context, report: dict) -> dict:
     return {"fine_tuned": report.get("fine_tuned"), "eval": report.get("eval"), "test": report.get("test"),
             "labels": report["labels"]}
 
@@ -210,10 +218,14 @@ def _distill_run(ctx: Context, resume: bool) -> dict:
     report = distill(ctx.folder("teacher"), ctx.examples("train"), ctx.examples("eval"), ctx.folder("distill"), spec,
                      ctx.config.distill, resume=resume, test=ctx.examples("test"), unlabeled=unlabeled,
                      synthetic=synthetic)
+    return _distill_summary(ctx, report)
+
+
+def _distill_summary(ctx: Context, report: dict) -> dict:
     return {"eval": report.get("eval"), "test": report.get("test"), "teacher_eval": report.get("teacher_eval"),
             "teacher_test": report.get("teacher_test"), "params": report["student_parameters"],
-            "transfer": report["transfer"], "synthetic": report["synthetic"], "preset": spec.preset,
-            "labels": report["labels"]}
+            "transfer": report["transfer"], "synthetic": report["synthetic"],
+            "preset": student_preset(ctx.config.student.student_preset, ctx.device), "labels": report["labels"]}
 
 
 # ---- export and check (the torch side, imported only here) -----------------------------------------
@@ -261,11 +273,13 @@ STAGES: list[Stage] = [
           _data_inputs, _data_run),
     Stage("augment", "LLM-written labelled rows", ("data",), lambda c: c.config.augment, lambda c: {}, _augment_run),
     Stage("teacher", "fine-tune the teacher", ("data",), lambda c: _plain(c.config.teacher),
-          lambda c: {"model": hash_tree(c.config.teacher_model)}, _teacher_run, exclude=("training",)),
+          lambda c: {"model": hash_tree(c.config.teacher_model)}, _teacher_run, exclude=("training",),
+          report=lambda c: c.folder("teacher") / "training" / "report.json", summarize=_teacher_summary),
     Stage("clean", "the teacher judges the synthetic rows", ("teacher", "augment"), lambda c: c.config.clean,
           lambda c: {"input": sha256_file(c.config.clean_input) if c.config.clean_input else None}, _clean_run),
     Stage("distill", "distil into the MobileBERT student", ("data", "teacher", "clean", "augment"), _distill_settings,
-          _distill_inputs, _distill_run, exclude=("training",)),
+          _distill_inputs, _distill_run, exclude=("training",),
+          report=lambda c: c.folder("distill") / "training" / "report.json", summarize=_distill_summary),
     Stage("export", "Core ML files + manifest", ("distill",), lambda c: c.config.export, lambda c: {}, _export_run),
     Stage("check", "shapes, parity, extremes, updatable rules, simulated update", ("export", "distill"),
           lambda c: {}, lambda c: {}, _check_run),

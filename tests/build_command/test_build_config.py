@@ -195,3 +195,32 @@ def test_readme_shows_the_demo_build_file():
     text = README.read_text(encoding="utf-8")
     shown = text.split("<!-- demo-build:start", 1)[1].split("<!-- demo-build:end -->", 1)[0]
     assert "```toml\n" + (DEMO / "build.toml").read_text(encoding="utf-8") + "```\n" in shown
+
+
+def test_parallel_table_and_its_flags(folder):
+    import argparse
+
+    from mlx_distill.build import cli as build_cli
+
+    assert not load_build_config(_write(folder, GOOD)).parallel.several  # one process by default
+    (folder / "hosts.json").write_text('[{"ssh": "mac1.local"}, {"ssh": "mac2.local"}]')
+    config = load_build_config(_write(folder, GOOD + '\n[parallel]\nhostfile = "hosts.json"\nbackend = "jaccl"\n'))
+    assert config.parallel.hostfile == folder / "hosts.json" and config.parallel.backend == "jaccl"
+    # flags replace the file's: --processes (or --hostfile) the whole table, --backend alone the backend
+    parser = argparse.ArgumentParser()
+    build_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["build", str(folder / "build.toml"), "--processes", "2"])
+    assert args.parallel_processes == 2 and not hasattr(args, "processes")  # not relaunched as a whole
+    parallel = build_cli._config(args).parallel
+    assert (parallel.processes, parallel.hostfile, parallel.backend) == (2, None, None)
+    args = parser.parse_args(["build", str(folder / "build.toml"), "--backend", "ring"])
+    parallel = build_cli._config(args).parallel
+    assert (parallel.processes, parallel.hostfile, parallel.backend) == (1, folder / "hosts.json", "ring")
+    message = _error(folder, GOOD + "\n[parallel]\nprocesses = 0\n")
+    assert message == f"{folder / 'build.toml'}:20: parallel.processes: processes must be >= 1 (got 0)"
+    message = _error(folder, GOOD + '\n[parallel]\nprocesses = 2\nhostfile = "hosts.json"\n')
+    assert message.startswith(f"{folder / 'build.toml'}:20: parallel.processes: processes and hostfile exclude")
+    message = _error(folder, GOOD + '\n[parallel]\nbackend = "mpi"\n')
+    assert message.startswith(f"{folder / 'build.toml'}:20: parallel.backend: backend mpi needs hostfile")
+    message = _error(folder, GOOD + '\n[parallel]\nhostfile = "nohosts.json"\n')
+    assert message.startswith(f"{folder / 'build.toml'}:20: parallel.hostfile: no such file")
