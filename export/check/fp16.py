@@ -32,71 +32,58 @@ NAME = "fp16"
 _SOFTMAX = {"softmax", "softmaxND"}
 
 
-def _networks(spec) -> list[tuple[str, Any]]:
-    """(blob prefix, NeuralNetwork message) for a NN or each stage of a pipeline."""
+def _network_graph(spec) -> tuple[dict, dict]:
+    """(layer name -> its output blobs, blob -> kinds of the layers reading it) of a NeuralNetwork
+    or of every stage of a pipeline (names prefixed "<stage>/", as the pipeline runtime does)."""
     from export.runtime.neuralnetwork.spec_io import PIPELINE_TYPES, model_type, network_of, pipeline_models
 
-    if model_type(spec) in PIPELINE_TYPES:
-        return [(f"{i}/", network_of(stage)) for i, stage in enumerate(pipeline_models(spec))]
-    return [("", network_of(spec))]
-
-
-def _saturating(spec, samples: list, layer_names: list[str]) -> dict[str, bool]:
-    """For each overflowing layer: are its overflows only negative values feeding softmax layers?"""
-    from export.runtime.neuralnetwork.pipelines import load_executor
-
-    layers, consumers = {}, {}
-    for prefix, network in _networks(spec):
+    stages = ([(f"{i}/", network_of(stage)) for i, stage in enumerate(pipeline_models(spec))]
+              if model_type(spec) in PIPELINE_TYPES else [("", network_of(spec))])
+    outputs, consumers = {}, {}
+    for prefix, network in stages:
         for layer in network.layers:
-            layers[prefix + layer.name] = [prefix + out for out in layer.output]
+            outputs[prefix + layer.name] = [prefix + out for out in layer.output]
             for blob in layer.input:
                 consumers.setdefault(prefix + blob, set()).add(layer.WhichOneof("layer"))
-    half = load_executor(spec, "fp16")
-    return _negative_into_softmax(layer_names, layers, consumers,
-                                  [half.run(sample, keep_blobs=True).blobs for sample in samples])
+    return outputs, consumers
 
 
-def _saturating_program(half, samples: list, layer_names: list[str]) -> dict[str, bool]:
-    """The same for an ML Program (``half``: its half-precision interpreter); names are op outputs."""
-    outputs = {op.outputs[0].name: [v.name for v in op.outputs] for op in half.program.operations}
-    return _negative_into_softmax(layer_names, outputs, half.consumers(),
-                                  [half.run(sample, keep_blobs=True).blobs for sample in samples])
-
-
-def _negative_into_softmax(layer_names: list[str], outputs: dict, consumers: dict, blobs_per_sample: list) -> dict:
+def _excused(layer_names: list[str], outputs: dict, consumers: dict, positive_overflow: set) -> dict[str, bool]:
+    """For each overflowing layer: are its overflows only negative values feeding softmax layers?"""
     verdict = {}
     for name in layer_names:
-        ok = True
-        for out in outputs[name.split(" ")[0]]:
-            if not consumers.get(out, set()) or not consumers[out] <= _SOFTMAX:
-                ok = False
-            for blobs in blobs_per_sample:
-                value = blobs.get(out)
-                if value is None:
-                    continue
-                value = np.asarray(value, np.float32)
-                over = value[np.abs(value) > FP16_MAX]
-                if over.size and (over > 0).any():
-                    ok = False
-        verdict[name] = ok
+        blobs = outputs[name.split(" ")[0]]
+        verdict[name] = all(consumers.get(out) and consumers[out] <= _SOFTMAX and out not in positive_overflow
+                            for out in blobs)
     return verdict
 
 
-def _judge(model, samples: list, tolerance: float) -> dict[str, Any]:
-    """``model``: a NeuralNetwork spec, or a package path (ML Program, run by export.runtime.mlprogram)."""
-    if isinstance(model, Path):
-        from export.runtime.mlprogram.fp16_emulation import fp16_report, half_executor
+def _judge(ctx: CheckContext, role: str, model, samples: list, tolerance: float) -> dict[str, Any]:
+    """``model``: a NeuralNetwork spec, or a package path (ML Program, run by export.runtime.mlprogram).
+    Every sample runs once in fp32 and once in half precision."""
+    positive_overflow: set = set()  # blobs where some fp16 value overflowed upwards
 
-        report = fp16_report(model, samples, max_output_diff=tolerance)
-        excuse = lambda names: _saturating_program(half_executor(model), samples, names)  # noqa: E731
+    def watch(trace) -> None:
+        positive_overflow.update(name for name, value in trace.blobs.items()
+                                 if np.issubdtype(np.asarray(value).dtype, np.number)
+                                 and (np.asarray(value, np.float32) > FP16_MAX).any())
+
+    if isinstance(model, Path):
+        from export.runtime.mlprogram.fp16_emulation import fp16_report
+
+        stored = ctx.program(role)
+        half = stored if stored.computes_in_fp16() else ctx.program(role, "fp16")
+        report = fp16_report(model, samples, tolerance, full=ctx.program(role, "fp32"), half=half, on_half_trace=watch)
+        outputs = {op.outputs[0].name: [v.name for v in op.outputs] for op in half.program.operations}
+        consumers = half.consumers()
     else:
         from export.runtime.neuralnetwork.fp16_emulation import fp16_report
 
-        report = fp16_report(model, samples, max_output_diff=tolerance)
-        excuse = lambda names: _saturating(model, samples, names)  # noqa: E731
+        report = fp16_report(model, samples, max_output_diff=tolerance, on_half_trace=watch)
+        outputs, consumers = _network_graph(model)
     excused = {}
     if report.overflow_layers and not report.nan_layers and report.outputs_finite:
-        excused = excuse(list(report.overflow_layers))
+        excused = _excused(list(report.overflow_layers), outputs, consumers, positive_overflow)
     problems = [f"overflow at {name}" for name in report.overflow_layers if not excused.get(name)]
     problems += [f"NaN at {name}" for name in report.nan_layers[:1]]
     problems += [f"mean square entering {name} exceeds {FP16_MAX:g}" for name in report.internal_risk_layers[:1]]
@@ -170,7 +157,7 @@ def check_fp16(ctx: CheckContext) -> CheckResult:
                 failures.append(f"cannot execute {ctx.file_name(role)}: {exc}")
             continue
         try:
-            verdict = _judge(spec, samples, ctx.config.fp16_tolerance)
+            verdict = _judge(ctx, role, spec, samples, ctx.config.fp16_tolerance)
         except Exception as exc:
             details["models"][name] = {"error": describe_exception(exc), "fp16_claimed": claimed}
             if claimed:

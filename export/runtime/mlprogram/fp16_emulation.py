@@ -11,7 +11,7 @@ It is ``export.runtime.neuralnetwork.fp16_emulation.Fp16Report``, so the check r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,25 +26,28 @@ def half_executor(package: Union[str, Path]) -> MLProgramExecutor:
     return stored if stored.computes_in_fp16() else MLProgramExecutor(package, "fp16")
 
 
-def _norm_risk(executor: MLProgramExecutor, sample: Mapping[str, Any]) -> dict[str, float]:
-    """Largest per-row mean square of the centred input of each ``layer_norm`` (fp32 run)."""
-    trace = executor.run(sample, keep_blobs=True)
+def _norm_risk(program, blobs: Mapping[str, Any]) -> dict[str, float]:
+    """Largest per-row mean square of the centred input of each ``layer_norm``, from an fp32 run's blobs."""
     risk = {}
-    for op in executor.program.operations:
+    for op in program.operations:
         if op.type != "layer_norm":
             continue
-        x = np.asarray(trace.blobs[op.inputs["x"].arguments[0].name], np.float64)
-        axes = tuple(int(a) for a in np.atleast_1d(trace.blobs[op.inputs["axes"].arguments[0].name]))
+        x = np.asarray(blobs[op.inputs["x"].arguments[0].name], np.float64)
+        axes = tuple(int(a) for a in np.atleast_1d(blobs[op.inputs["axes"].arguments[0].name]))
         centred = x - x.mean(axis=axes, keepdims=True)
         risk[f"{op.outputs[0].name} (layer_norm)"] = float(np.max(np.mean(centred ** 2, axis=axes)))
     return risk
 
 
-def fp16_report(package: Union[str, Path], samples: Sequence[Mapping[str, Any]],
-                max_output_diff: float = 1e-2) -> Fp16Report:
+def fp16_report(package: Union[str, Path], samples: Sequence[Mapping[str, Any]], max_output_diff: float = 1e-2,
+                full: Optional[MLProgramExecutor] = None, half: Optional[MLProgramExecutor] = None,
+                on_half_trace: Optional[Callable[[Any], None]] = None) -> Fp16Report:
     """Run ``samples`` through the package in fp32 and in half precision and compare op by op.
 
-    Constants saturate at +-65504 when held in fp16, so no weight is reported as overflowing.
+    ``full`` / ``half``: executors already loaded (precision "fp32" and ``half_executor``'s), so a
+    caller holding them does not load the package again. Constants saturate at +-65504 when held
+    in fp16, so no weight is reported as overflowing.
     """
-    full = MLProgramExecutor(package, "fp32")
-    return compare_runs(full, half_executor(package), samples, max_output_diff, lambda s: _norm_risk(full, s))
+    full = full or MLProgramExecutor(package, "fp32")
+    return compare_runs(full, half or half_executor(package), samples, max_output_diff,
+                        lambda blobs: _norm_risk(full.program, blobs), on_half_trace=on_half_trace)

@@ -83,24 +83,19 @@ def _labels(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in outputs.items() if isinstance(v, (str, int, np.integer))}
 
 
-def _mean_square_risk(executor: Any, sample: Mapping[str, Any]) -> dict[str, float]:
-    """Largest per-row mean square entering each squaring normalisation layer (fp32 run).
-
-    For a pipeline, each stage is examined on the features the earlier stages produce; its layer
-    names are prefixed "<stage>/" as in ``PipelineExecutor.run``.
-    """
+def _mean_square_risk(executor: Any, blobs: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, float]:
+    """Largest per-row mean square entering each squaring normalisation layer, from the blobs of
+    an fp32 run. A pipeline's layer (and blob) names are prefixed "<stage>/" as in ``PipelineExecutor.run``."""
     if not isinstance(executor, NeuralNetworkExecutor):
-        features, risk = dict(sample), {}
+        risk = {}
         for i, stage in enumerate(executor.stages):
-            risk.update({f"{i}/{name}": value for name, value in _mean_square_risk(stage, features).items()})
-            features.update(stage.predict(features))
+            risk.update(_mean_square_risk(stage, blobs, f"{prefix}{i}/"))
         return risk
-    blobs = executor.intermediates(sample)
     risk = {}
     for step in executor.steps:
         if step.kind not in _SQUARING_LAYERS:
             continue
-        x = blobs[step.layer.input[0]].astype(np.float64)
+        x = blobs[prefix + step.layer.input[0]].astype(np.float64)
         if step.kind == "mvn":
             axes = (-3, -2, -1) if step.layer.mvn.acrossChannels else (-2, -1)
         elif step.kind == "layerNormalization":
@@ -108,29 +103,33 @@ def _mean_square_risk(executor: Any, sample: Mapping[str, Any]) -> dict[str, flo
         else:
             axes = _SQUARING_LAYERS[step.kind]
         centred = x - x.mean(axis=axes, keepdims=True)
-        risk[step.layer.name] = float(np.max(np.mean(centred ** 2, axis=axes)))
+        risk[prefix + step.layer.name] = float(np.max(np.mean(centred ** 2, axis=axes)))
     return risk
 
 
-def fp16_report(model: ModelLike, samples: Sequence[Mapping[str, Any]], max_output_diff: float = 1e-2) -> Fp16Report:
+def fp16_report(model: ModelLike, samples: Sequence[Mapping[str, Any]], max_output_diff: float = 1e-2,
+                on_half_trace: Optional[Callable[[Any], None]] = None) -> Fp16Report:
     """Run ``samples`` through the spec in fp32 and emulated fp16 and compare layer by layer.
 
     ``max_output_diff`` bounds the fp16-vs-fp32 difference of numeric outputs (probabilities, arrays)
-    for the verdict to be "safe".
+    for the verdict to be "safe". ``on_half_trace`` sees each sample's fp16 trace, blobs kept.
     """
     spec = load_spec(model)
     full, half = load_executor(spec, "fp32"), load_executor(spec, "fp16")
-    return compare_runs(full, half, samples, max_output_diff, lambda sample: _mean_square_risk(full, sample),
-                        lambda: tuple(_overflowing_weights(half)))
+    return compare_runs(full, half, samples, max_output_diff, lambda blobs: _mean_square_risk(full, blobs),
+                        lambda: tuple(_overflowing_weights(half)), on_half_trace)
 
 
 def compare_runs(full: Any, half: Any, samples: Sequence[Mapping[str, Any]], max_output_diff: float,
                  mean_square_risk: Callable[[Mapping[str, Any]], Mapping[str, float]],
-                 overflowing_weights: Callable[[], tuple] = tuple) -> Fp16Report:
+                 overflowing_weights: Callable[[], tuple] = tuple,
+                 on_half_trace: Optional[Callable[[Any], None]] = None) -> Fp16Report:
     """The report from two executors of one model (fp32, half) whose ``run`` yields per-layer records.
 
     Shared by the NeuralNetwork runtime and the ML Program interpreter (``export.runtime.mlprogram.fp16_emulation``).
-    ``overflowing_weights`` is asked after the runs (weights are decoded lazily while running).
+    Each sample runs once per precision: ``mean_square_risk`` reads the fp32 run's blobs, and
+    ``on_half_trace`` (if given) the half run's. ``overflowing_weights`` is asked after the runs
+    (weights are decoded lazily while running).
     """
     if not samples:
         raise ValueError("fp16_report needs at least one sample")
@@ -142,7 +141,9 @@ def compare_runs(full: Any, half: Any, samples: Sequence[Mapping[str, Any]], max
     risk: dict[str, float] = {}
     diff, finite, agree = 0.0, True, True
     for sample in samples:
-        t32, t16 = full.run(sample), half.run(sample)
+        t32, t16 = full.run(sample, keep_blobs=True), half.run(sample, keep_blobs=on_half_trace is not None)
+        if on_half_trace is not None:
+            on_half_trace(t16)
         for r32, r16 in zip(t32.layers, t16.layers):
             names[r32.index] = (r32.name, r32.kind)
             act32[r32.index] = max(act32.get(r32.index, 0.0), r32.max_abs)
@@ -156,7 +157,7 @@ def compare_runs(full: Any, half: Any, samples: Sequence[Mapping[str, Any]], max
                 gap = np.abs(n16[key] - n32[key])
             diff = max(diff, float(np.max(gap)) if np.isfinite(gap).all() else float("inf"))
         agree = agree and _labels(t32.outputs) == _labels(t16.outputs)
-        for name, value in mean_square_risk(sample).items():
+        for name, value in mean_square_risk(t32.blobs).items():
             risk[name] = max(risk.get(name, 0.0), value)
     order = sorted(names)
     layers = tuple(LayerActivity(i, names[i][0], names[i][1], act32[i], act16[i], overflow[i], nan[i]) for i in order)
