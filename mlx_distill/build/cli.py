@@ -126,7 +126,7 @@ def stage_main(argv: list[str]) -> int:
         from mlx_distill.build.stages import STAGES, Context
         from mlx_distill.runtime import select_device
 
-        config = load_build_config(args.config)
+        config = load_build_config(args.config, torch_side=False)
         stage = next(s for s in STAGES if s.name == args.stage)
         stage.run(Context(config, args.out, select_device(), {}, {}), not args.fresh)
     except KeyboardInterrupt:

@@ -148,8 +148,10 @@ class BuildConfig:
         return items
 
 
-def load_build_config(path: str | Path) -> BuildConfig:
-    """Read and check ``path``; every problem is one :class:`ConfigError` line (file, line, key)."""
+def load_build_config(path: str | Path, torch_side: bool = True) -> BuildConfig:
+    """Read and check ``path``; every problem is one :class:`ConfigError` line (file, line, key).
+    ``torch_side=False`` leaves ``[export]`` unchecked, so torch is not imported: the ranks of a
+    data-parallel stage read the file the build has checked already, and never export."""
     path = Path(path)
     try:
         require_file(PathArg("CONFIG", path), "a build file (.toml)")
@@ -278,7 +280,9 @@ def load_build_config(path: str | Path) -> BuildConfig:
 
     # [export]: ExportConfig lives on the torch side; its fields are read only when the table has keys
     export: dict[str, Any] = {}
-    if table.get("export"):
+    if table.get("export") and not torch_side:
+        export = dict(table["export"])
+    elif table.get("export"):
         from mlx_distill.torch_side import quiet_coremltools
 
         quiet_coremltools()
