@@ -13,7 +13,9 @@ Data-parallel (``mx.distributed``, see ``mlx_distill.distributed``): every rank 
 global batch from the same seeded order and trains on its own contiguous shard of it; gradients are
 weighted so their mean over ranks (``mlx.nn.average_gradients``) is the gradient of the whole
 global batch, losses and token counts are all-reduced, every rank starts from rank 0's weights and
-optimizer state, and only rank 0 evaluates and writes (checkpoints, best weights, the log).
+optimizer state, every rank evaluates its shard of the evaluation set (the evaluation is sharded and
+all-reduced, so all ranks see the same metrics), and only rank 0 writes (checkpoints, best weights,
+the log) and sends the best weights to the others at the end.
 """
 
 from __future__ import annotations
