@@ -31,7 +31,9 @@ from mlx_distill.fileio import atomic_write_json, staged_directory
 from export.convert.coreml import (
     ATTENTION_MASK,
     INPUT_IDS,
+    LABEL,
     POOLED,
+    PROBABILITIES,
     ModelMetadata,
     apply_metadata,
     convert_classifier,
@@ -490,8 +492,8 @@ def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], w
             INPUT_IDS: f"WordPiece token ids, [CLS] text [SEP], right-padded to {config.max_length}",
             ATTENTION_MASK: "1 for real tokens, 0 for padding",
             POOLED: "pooled sentence embedding (the updatable head's input)",
-            "label": "predicted class label",
-            "label_probs": "probability of each class label",
+            LABEL: "predicted class label",
+            PROBABILITIES: "probability of each class label",
         },
     )
 

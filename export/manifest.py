@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 import coremltools as ct
 from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 
-from export.updatable.params import read_update_params
+from export.updatable.params import last_model, read_update_params
 
 MANIFEST_FORMAT = "mlx_distill.export/1"
 MANIFEST_NAME = "manifest.json"
@@ -142,10 +142,8 @@ def mlprogram_compute_precision(spec: Model_pb2.Model) -> Optional[str]:
 def class_labels(spec: Model_pb2.Model) -> Optional[list]:
     """Class labels in index order: NN classifier label vectors, an ML Program's ``classify`` op,
     or a pipeline's last model."""
-    kind = spec.WhichOneof("Type")
-    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
-        models = getattr(spec, kind).pipeline.models
-        return class_labels(models[-1]) if models else None
+    spec = last_model(spec)
+    kind = spec.WhichOneof("Type") if spec is not None else None
     if kind == "neuralNetworkClassifier":
         nn = spec.neuralNetworkClassifier
         return list(nn.stringClassLabels.vector) or [int(v) for v in nn.int64ClassLabels.vector]
@@ -183,11 +181,8 @@ def describe_spec(spec: Model_pb2.Model) -> dict[str, Any]:
     precision = mlprogram_compute_precision(spec)
     if precision:
         out["compute_precision"] = precision
-    last = spec
-    while last.WhichOneof("Type") in ("pipeline", "pipelineClassifier", "pipelineRegressor") \
-            and getattr(last, last.WhichOneof("Type")).pipeline.models:
-        last = getattr(last, last.WhichOneof("Type")).pipeline.models[-1]
-    update = read_update_params(last) if last.isUpdatable else None
+    last = last_model(spec)
+    update = read_update_params(last) if last is not None and last.isUpdatable else None
     if update is not None:
         out["update"] = update.as_manifest()
     return out

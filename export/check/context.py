@@ -25,10 +25,6 @@ from export.check.runners import (
     ShellRunner,
 )
 
-FILE_ROLES = ("classifier", "encoder", "updatable_head", "updatable_pipeline")
-#: runner keys in the order parity uses them as baseline
-RUNNER_KEYS = ("shell", "classifier", "updatable_pipeline", "updatable_head")
-
 
 class Unavailable(Exception):
     """What a check needs is absent for a legitimate reason; the check is skipped with this reason."""

@@ -89,6 +89,5 @@ def _write(report: CheckReport, target: Path) -> None:
     from mlx_distill.fileio import atomic_write_text
 
     target = target.absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
     report.json_path = target
     atomic_write_text(target, report.to_json() + "\n")

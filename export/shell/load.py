@@ -119,8 +119,7 @@ def _strict_load(module: nn.Module, state: Mapping[str, torch.Tensor], what: str
     module.load_state_dict(dict(state), strict=True)
 
 
-def load_shell_from_folder(folder: Union[str, Path], max_length: int, require_classifier: bool = True,
-                           mask_value: float = FP32_MASK_VALUE) -> Shell:
+def load_shell_from_folder(folder: Union[str, Path], max_length: int, mask_value: float = FP32_MASK_VALUE) -> Shell:
     """config.json + model.safetensors -> an eval-mode shell in float32."""
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -128,5 +127,5 @@ def load_shell_from_folder(folder: Union[str, Path], max_length: int, require_cl
         raise ShellLoadError(f"{folder}: missing config.json (a Hugging Face model folder is expected)")
     config = json.loads(config_path.read_text())
     shell = build_shell(config, max_length, mask_value)
-    load_state_into(shell, read_safetensors_state(folder), require_classifier=require_classifier)
+    load_state_into(shell, read_safetensors_state(folder))
     return shell.eval()

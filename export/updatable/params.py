@@ -234,18 +234,28 @@ class SpecUpdateParams:
         return out
 
 
+_PIPELINES = ("pipeline", "pipelineClassifier", "pipelineRegressor")
+_NETWORKS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
+
+
+def last_model(spec):
+    """The model that trains in an updatable spec: the spec itself, or a pipeline's last model
+    (recursively); None for an empty pipeline."""
+    while spec is not None and spec.WhichOneof("Type") in _PIPELINES:
+        kind = spec.WhichOneof("Type")
+        models = spec.pipeline.models if kind == "pipeline" else getattr(spec, kind).pipeline.models
+        spec = models[-1] if models else None
+    return spec
+
+
 def network_of(spec):
-    """The NeuralNetwork message holding ``updateParams``: ``spec`` itself, the spec's network, or
-    a pipeline's last model's; None for any other model type."""
+    """The NeuralNetwork message holding ``updateParams``: ``spec`` itself if it is one, else that
+    of ``last_model(spec)``; None for any other model type."""
     if hasattr(spec, "updateParams"):
         return spec
-    kind = spec.WhichOneof("Type")
-    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
-        models = getattr(spec, kind).pipeline.models
-        return network_of(models[-1]) if models else None
-    if kind in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
-        return getattr(spec, kind)
-    return None
+    spec = last_model(spec)
+    kind = spec.WhichOneof("Type") if spec is not None else None
+    return getattr(spec, kind) if kind in _NETWORKS else None
 
 
 def read_update_params(spec) -> Optional[SpecUpdateParams]:

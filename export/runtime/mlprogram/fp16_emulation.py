@@ -17,7 +17,6 @@ import numpy as np
 
 from export.runtime.mlprogram.interpreter import MLProgramExecutor
 from export.runtime.neuralnetwork.fp16_emulation import Fp16Report, compare_runs
-from export.runtime.neuralnetwork.weights import FP16_MAX
 
 
 def half_executor(package: Union[str, Path]) -> MLProgramExecutor:
