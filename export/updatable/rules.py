@@ -98,8 +98,9 @@ def lint_spec(spec: Model_pb2.Model) -> list[Violation]:
         out.append(Violation("spec-version", f"specificationVersion is {spec.specificationVersion}"))
     kind = spec.WhichOneof("Type")
     if kind in _PIPELINE_TYPES:
-        out.extend(_lint_pipeline_wiring(spec, getattr(spec, kind).pipeline))
-        out.extend(_lint_pipeline(getattr(spec, kind).pipeline))
+        pipeline = spec.pipeline if kind == "pipeline" else getattr(spec, kind).pipeline
+        out.extend(_lint_pipeline_wiring(spec, pipeline))
+        out.extend(_lint_pipeline(pipeline))
     elif kind in _NN_TYPES:
         out.extend(_lint_network(spec, getattr(spec, kind), is_classifier=kind == "neuralNetworkClassifier"))
     elif kind == "kNearestNeighborsClassifier":
