@@ -79,7 +79,7 @@ class ShellRunner(Runner):
 
 
 class ClassifierRunner(Runner):
-    """A classifier model (Core ML ``MLModel`` or an nnexec executor: both have ``predict``) on tokens."""
+    """A classifier model (Core ML ``MLModel`` or an export.runtime executor: both have ``predict``) on tokens."""
 
     def __init__(self, predictor, entry: Mapping[str, Any], labels: Sequence[Any], name: str, via: str) -> None:
         self.predictor, self.entry, self.labels = predictor, entry, list(labels)

@@ -175,16 +175,13 @@ class SpecLoss:
 
 @dataclass(frozen=True)
 class SpecUpdateParams:
-    """An updatable NeuralNetwork's ``updateParams``, typed; a field is None when the spec lacks it."""
+    """An updatable NeuralNetwork's ``updateParams``, typed."""
 
     optimizer: Optional[str]  # "sgd" | "adam"; None: no optimizer set
-    values: dict  # our field name (PROTO_NAMES) -> SpecValue, only those the spec sets
+    values: dict  # our field name (PROTO_NAMES) -> SpecValue, only the ones the spec sets
     shuffle: bool
-    losses: tuple
-    updatable_layers: tuple
-
-    def get(self, name: str) -> Optional[SpecValue]:
-        return self.values.get(name)
+    losses: tuple  # SpecLoss, in the spec's order
+    updatable_layers: tuple  # layer names
 
     def problems(self) -> list[tuple[str, str]]:
         """(rule, message) for every parameter Core ML would refuse (rule ids of export.updatable.rules)."""
@@ -221,15 +218,14 @@ class SpecUpdateParams:
 
     def summary(self) -> dict:
         """The defaults the device trains with, flat (``manifest.json`` -> ``update_config``, the report)."""
-        values = self.values
         out: dict = {"optimizer": self.optimizer}
-        for name, value in values.items():
-            key = {"mini_batch_size": "batch_size"}.get(name, name)
+        for name, value in self.values.items():
+            key = "batch_size" if name == "mini_batch_size" else name
             out[key] = value.default
             if name == "learning_rate" and value.min is not None:
                 out["learning_rate_range"] = [value.min, value.max]
-            if value.allowed is not None:
-                out[{"mini_batch_size": "allowed_batch_sizes", "epochs": "allowed_epochs"}.get(name, f"allowed_{name}")] = list(value.allowed)
+            if value.allowed is not None:  # allowed_batch_sizes, allowed_epochs
+                out[f"allowed_{key}" + ("" if key.endswith("s") else "s")] = list(value.allowed)
         out["shuffle"] = self.shuffle
         return out
 
