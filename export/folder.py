@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Sequence, Union
 
 import coremltools as ct
+import numpy
 import torch
 
 from mlx_distill.fileio import atomic_write_json, staged_directory
@@ -232,7 +233,7 @@ class _Job:
         return "all" if (self.check is not None and self.check.safe) else "cpuOnly"
 
     def save(self, model: ct.models.MLModel, role: str, file_name: str, what: str) -> ct.models.MLModel:
-        apply_metadata(model, _metadata(self.folder, self.config, _user_metadata(self.folder, self.config, self.precision), what))
+        apply_metadata(model, _metadata(self, what))
         model.save(str(self.stage / file_name))
         self.files[role] = self.stage / file_name
         return model
@@ -247,18 +248,43 @@ def _read_input(model_dir: Union[str, Path], config: ExportConfig, texts: Option
 
 
 def _write_tokenizer(job: _Job) -> None:
-    """Step 2: vocab.txt and the tokenizer files, as the app ships them; what the later steps
-    tokenise with."""
-    copied = _copy_tokenizer(job.folder, job.stage, job.config.max_length)
-    job.tokenizer = job.folder.tokenizer.manifest(VOCAB_FILE, copied)
-    job.tokens = _text_tokens(job.stage, job.tokenizer, job.config.max_length)
+    """Step 2: vocab.txt and the tokenizer files, as the app ships them; the later steps tokenise
+    with exactly these files (``job.tokens``: texts -> int64 ids, mask padded to the models' length)."""
+    from export.check.inputs import load_tokenizer, tokenize
+
+    folder, stage, max_length = job.folder, job.stage, job.config.max_length
+    write_vocab(folder.tokenizer, stage / VOCAB_FILE)
+    copied = [VOCAB_FILE]
+    for name in _TOKENIZER_COPIES:
+        if (folder.path / name).is_file():
+            if name == "tokenizer.json":
+                _write_fixed_length_tokenizer(folder.path / name, stage / name, max_length, folder)
+            else:
+                shutil.copyfile(folder.path / name, stage / name)
+            copied.append(name)
+    job.tokenizer = folder.tokenizer.manifest(VOCAB_FILE, copied)
+    manifest = {"max_length": max_length, "tokenizer": job.tokenizer}
+    tokenizer = load_tokenizer(stage, manifest)
+
+    def tokens(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tokenize(tokenizer, texts, manifest)
+        return torch.from_numpy(batch.input_ids.astype("int64")), torch.from_numpy(batch.attention_mask.astype("int64"))
+
+    job.tokens = tokens
 
 
 def _choose_precision(job: _Job) -> None:
-    """Step 3: fp16 only where the range check finds it safe."""
-    config = job.config
+    """Step 3: fp16 only where the range check finds it safe. It runs on random token rows plus real
+    texts: random ids alone passed a MobileBERT whose fp16 output drifts 0.24 on real sentences
+    (found by executing the shipped fp16 Classifier)."""
+    config, specials = job.config, job.folder.tokenizer.special_tokens
     if config.fp16_check or config.precision == "fp16":
-        job.check = _run_fp16_check(job.shell, job.folder, config, job.tokens([text for text, _ in job.rows]))
+        ids, mask = sample_inputs(vocab_size=job.folder.tokenizer.vocab_size, max_length=config.max_length,
+                                  cls_id=specials["cls"].id, sep_id=specials["sep"].id, pad_id=specials["pad"].id,
+                                  count=config.fp16_check_samples, exclude_ids=[tok.id for tok in specials.values()])
+        text_ids, text_mask = job.tokens([text for text, _ in job.rows])
+        job.check = check_fp16(job.shell, torch.cat([ids, text_ids.to(ids.dtype)]),
+                               torch.cat([mask, text_mask.to(mask.dtype)]), prob_tolerance=config.fp16_prob_tolerance)
     job.precision = config.precision
     if config.precision == "fp16" and job.check is not None and not job.check.safe:
         job.precision = "fp32"
@@ -349,7 +375,9 @@ def _write_manifest(job: _Job, out_dir: Path) -> None:
         embedding_size=int(job.shell.embedding_size), tokenizer=job.tokenizer,
         precision={"requested": job.config.precision, "used": job.precision,
                    "fp16_check": job.check.as_dict() if job.check else None, "notes": job.notes},
-        files=job.files, extra=job.extra, skipped=job.skipped, versions=_versions(),
+        files=job.files, extra=job.extra, skipped=job.skipped,
+        versions={"torch": torch.__version__, "coremltools": ct.__version__, "numpy": numpy.__version__,
+                  "python": sys.version.split()[0]},
         # Relative to the export folder: an absolute path would put the user's home folder into
         # a manifest that may ship inside an app bundle. Both ends resolved (symlinks too: /tmp and
         # /var are links on macOS), so the path leads back from the export folder's real location.
@@ -419,38 +447,6 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
         raise ExportInputError(f"--out {out_dir} already holds an export; pass overwrite=True to replace it")
 
 
-def _run_fp16_check(shell, folder: ModelFolder, config: ExportConfig, texts: tuple) -> Fp16Check:
-    """Random token rows plus real texts: random ids alone passed a MobileBERT whose fp16 output
-    drifts 0.24 on real sentences (found by executing the shipped fp16 Classifier)."""
-    specials = folder.tokenizer.special_tokens
-    ids, mask = sample_inputs(
-        vocab_size=folder.tokenizer.vocab_size,
-        max_length=config.max_length,
-        cls_id=specials["cls"].id,
-        sep_id=specials["sep"].id,
-        pad_id=specials["pad"].id,
-        count=config.fp16_check_samples,
-        exclude_ids=[tok.id for tok in specials.values()],
-    )
-    ids, mask = torch.cat([ids, texts[0].to(ids.dtype)]), torch.cat([mask, texts[1].to(mask.dtype)])
-    return check_fp16(shell, ids, mask, prob_tolerance=config.fp16_prob_tolerance)
-
-
-def _text_tokens(stage: Path, tokenizer_manifest: dict, max_length: int):
-    """texts -> (ids, mask) int64 tensors, tokenised by the tokenizer files just written into the
-    export (what the app ships), padded to the models' length."""
-    from export.check.inputs import load_tokenizer, tokenize
-
-    manifest = {"max_length": max_length, "tokenizer": tokenizer_manifest}
-    tokenizer = load_tokenizer(stage, manifest)
-
-    def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = tokenize(tokenizer, texts, manifest)
-        return (torch.from_numpy(batch.input_ids.astype("int64")), torch.from_numpy(batch.attention_mask.astype("int64")))
-
-    return encode
-
-
 def _spec_model(spec) -> ct.models.MLModel:
     # On macOS, loading compiles the model: Core ML itself validates the updatable spec. coremltools
     # only warns when that fails (and keeps the error), so a rejected model is raised here instead.
@@ -461,33 +457,20 @@ def _spec_model(spec) -> ct.models.MLModel:
     return model
 
 
-def _user_metadata(folder: ModelFolder, config: ExportConfig, precision: str) -> dict[str, str]:
-    specials = {role: tok.id for role, tok in folder.tokenizer.special_tokens.items()}
-    return {
-        "labels": json.dumps(list(folder.labels), ensure_ascii=False),
-        "max_length": str(config.max_length),
-        "model_type": folder.model_type,
-        "compute_precision": precision,
-        "tokenizer": json.dumps({
-            "vocab_file": VOCAB_FILE,
-            "vocab_size": folder.tokenizer.vocab_size,
-            "lowercase": folder.tokenizer.lowercase,
-            "special_token_ids": specials,
-        }),
-        "manifest": MANIFEST_NAME,
-        "exported_by": "mlx_distill export",
-    }
-
-
-def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], what: str) -> ModelMetadata:
+def _metadata(job: _Job, what: str) -> ModelMetadata:
+    folder, config = job.folder, job.config
     name = {"bert": "BERT", "mobilebert": "MobileBERT"}[folder.model_type]
     prefix = f"{config.description} - " if config.description else ""
+    tokenizer = {"vocab_file": VOCAB_FILE, "vocab_size": folder.tokenizer.vocab_size, "lowercase": folder.tokenizer.lowercase,
+                 "special_token_ids": {role: tok.id for role, tok in folder.tokenizer.special_tokens.items()}}
     return ModelMetadata(
         short_description=f"{prefix}{name} {what}. Labels: {', '.join(folder.labels)}. Max length {config.max_length}.",
         version=config.version,
         author=config.author,
         license=config.license,
-        user_defined=user,
+        user_defined={"labels": json.dumps(list(folder.labels), ensure_ascii=False), "max_length": str(config.max_length),
+                      "model_type": folder.model_type, "compute_precision": job.precision,
+                      "tokenizer": json.dumps(tokenizer), "manifest": MANIFEST_NAME, "exported_by": "mlx_distill export"},
         feature_descriptions={
             INPUT_IDS: f"WordPiece token ids, [CLS] text [SEP], right-padded to {config.max_length}",
             ATTENTION_MASK: "1 for real tokens, 0 for padding",
@@ -496,21 +479,6 @@ def _metadata(folder: ModelFolder, config: ExportConfig, user: dict[str, str], w
             PROBABILITIES: "probability of each class label",
         },
     )
-
-
-def _copy_tokenizer(folder: ModelFolder, stage: Path, max_length: int) -> list[str]:
-    write_vocab(folder.tokenizer, stage / VOCAB_FILE)
-    copied = [VOCAB_FILE]
-    for name in _TOKENIZER_COPIES:
-        source = folder.path / name
-        if not source.is_file():
-            continue
-        if name == "tokenizer.json":
-            _write_fixed_length_tokenizer(source, stage / name, max_length, folder)
-        else:
-            shutil.copyfile(source, stage / name)
-        copied.append(name)
-    return copied
 
 
 def _write_fixed_length_tokenizer(source: Path, target: Path, max_length: int, folder: ModelFolder) -> None:
@@ -527,10 +495,3 @@ def _write_fixed_length_tokenizer(source: Path, target: Path, max_length: int, f
         "pad_id": pad.id if pad else 0, "pad_type_id": 0, "pad_token": pad.token if pad else "[PAD]",
     }
     target.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-
-    return {"torch": torch.__version__, "coremltools": ct.__version__, "numpy": numpy.__version__,
-            "python": sys.version.split()[0]}
