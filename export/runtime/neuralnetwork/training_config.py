@@ -81,18 +81,17 @@ def _optimizer(read: SpecUpdateParams) -> Optimizer:
     return AdamConfig(values["learning_rate"], values["mini_batch_size"], values["beta1"], values["beta2"], values["eps"])
 
 
-def _loss(params: Any) -> LossConfig:
-    if len(params.lossLayers) != 1:
-        raise UpdateConfigError(f"exactly one loss layer is supported, the model has {len(params.lossLayers)}")
-    layer = params.lossLayers[0]
-    kind = layer.WhichOneof("LossLayerType")
-    if kind == "categoricalCrossEntropyLossLayer":
-        body = layer.categoricalCrossEntropyLossLayer
-        return LossConfig(layer.name, "categorical_cross_entropy", body.input, body.target)
-    if kind == "meanSquaredErrorLossLayer":
-        body = layer.meanSquaredErrorLossLayer
-        return LossConfig(layer.name, "mean_squared_error", body.input, body.target)
-    raise UpdateConfigError(f"loss layer {layer.name!r} has no known loss type")
+_LOSS_KINDS = {"categoricalCrossEntropyLossLayer": "categorical_cross_entropy",
+               "meanSquaredErrorLossLayer": "mean_squared_error"}
+
+
+def _loss(read: SpecUpdateParams) -> LossConfig:
+    if len(read.losses) != 1:
+        raise UpdateConfigError(f"exactly one loss layer is supported, the model has {len(read.losses)}")
+    loss = read.losses[0]
+    if loss.kind not in _LOSS_KINDS:
+        raise UpdateConfigError(f"loss layer {loss.name!r} has no known loss type")
+    return LossConfig(loss.name, _LOSS_KINDS[loss.kind], loss.input, loss.target)
 
 
 def training_feature(desc: Any) -> TrainingFeature:
@@ -138,22 +137,15 @@ def read_update_config(spec: Any) -> UpdateConfig:
     if spec.specificationVersion < 4:
         raise UpdateConfigError(f"specificationVersion {spec.specificationVersion} < 4: updatable models need 4+")
     network = getattr(spec, kind)
-    params = network.updateParams
-    loss = _loss(params)
     read = read_update_params(network)
+    loss = _loss(read)
     problems = read.problems()  # optimizer, batch size, epochs, seed: the first one the device refuses
     if problems:
         raise UpdateConfigError(problems[0][1])
-    optimizer = _optimizer(read)
-    epochs = read.values["epochs"].default
-    seed = read.values["seed"].default if "seed" in read.values else None
-    shuffle = read.shuffle
-    updatable = []
     for layer in network.layers:
         if layer.isUpdatable:
             _check_updatable_layer(layer)
-            updatable.append(layer.name)
-    if not updatable:
+    if not read.updatable_layers:
         raise UpdateConfigError("no layer is marked isUpdatable")
     desc = spec.description
     features = tuple(training_feature(f) for f in desc.trainingInput)
@@ -169,7 +161,9 @@ def read_update_config(spec: Any) -> UpdateConfig:
                                 f"{loss.target!r} nor the classifier's {desc.predictedFeatureName!r}")
     if is_label and loss.kind != "categorical_cross_entropy":
         raise UpdateConfigError("a class-label target needs a categorical cross-entropy loss")
-    return UpdateConfig(loss, optimizer, epochs, shuffle, seed, tuple(updatable), features, target, is_label)
+    seed = read.values["seed"].default if "seed" in read.values else None
+    return UpdateConfig(loss, _optimizer(read), read.values["epochs"].default, read.shuffle, seed,
+                        read.updatable_layers, features, target, is_label)
 
 
 _OVERRIDABLE = {"epochs", "learning_rate", "mini_batch_size", "momentum", "beta1", "beta2", "eps", "shuffle", "seed"}
