@@ -91,8 +91,10 @@ def _max_abs(value) -> float:
 
 def check_fp16(shell: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                prob_tolerance: float = 0.05, limit: float = FP16_MAX) -> Fp16Check:
-    """Run the range checks; ``shell`` is not modified (copies are made)."""
-    reference = copy.deepcopy(shell).float().eval()
+    """Run the range checks on an fp32 ``shell``, which is left as it was: the fp32 pass runs it in
+    eval mode with hooks that are removed again (no copy of the weights), the half pass runs a copy."""
+    reference, was_training = shell, shell.training
+    reference.eval()
     worst = {"abs": 0.0, "module": "", "ln": 0.0}
     handles = []
 
@@ -109,10 +111,13 @@ def check_fp16(shell: nn.Module, input_ids: torch.Tensor, attention_mask: torch.
     for name, module in reference.named_modules():
         if name:
             handles.append(module.register_forward_hook(record(name)))
-    with torch.no_grad():
-        probs32 = torch.softmax(reference(input_ids, attention_mask), dim=-1)
-    for handle in handles:
-        handle.remove()
+    try:
+        with torch.no_grad():
+            probs32 = torch.softmax(reference(input_ids, attention_mask), dim=-1)
+    finally:
+        for handle in handles:
+            handle.remove()
+        reference.train(was_training)
 
     half = copy.deepcopy(shell).half().eval()
     half.set_mask_value(FP16_MASK_VALUE)
