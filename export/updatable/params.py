@@ -1,4 +1,5 @@
-"""Typed, validated on-device training parameters for the updatable head.
+"""On-device training parameters: what we write (``UpdateParams``) and what a saved spec holds
+(``read_update_params`` -> ``SpecUpdateParams``, the one reader the linter, manifest and simulator use).
 
 Core ML's Python builder accepts values the device later rejects (learning rate outside its
 range, batch 0, epochs 0 all "work" in Python). Validating here, at construction, turns those
