@@ -370,6 +370,24 @@ def matmul_peak(windows: int = 6, seconds: float = 0.25, n: int = 1024) -> dict[
     return best
 
 
+def mlx_buffer_alignment(sizes: tuple[int, ...] = (1 << 10, 1 << 16, 1 << 20, 3 << 20)) -> int:
+    """The largest power of two (at most 64) dividing the data address of fresh MLX arrays.
+
+    MLX's CPU allocator (mlx/backend/no_gpu/allocator.cpp, 0.32.4) keeps an 8-byte size header at the
+    start of each ``malloc`` block and hands out block + 8, so on Linux every MLX buffer is 8 mod 16.
+    MKL's sgemm writes a misaligned output 15-45 % slower at our shapes: most of MLX's Linear gap to
+    PyTorch (benchmarks/results/issue11_notes.md). Printed with every run, so a fixed MLX shows here.
+    """
+    align = 64
+    for n in sizes:
+        a = mx.zeros((n,), dtype=mx.float32) + 1.0  # a computed output, as a matmul's would be
+        mx.eval(a)
+        address = np.asarray(memoryview(a)).ctypes.data  # the buffer itself, no copy
+        while address % align:
+            align //= 2
+    return align
+
+
 def _summary(seconds: list[float], tokens: int, flops: float, peak: float) -> dict[str, float]:
     median = statistics.median(seconds)
     return {"seconds": seconds, "median_s": median, "min_s": min(seconds), "max_s": max(seconds),
@@ -655,7 +673,9 @@ def main(argv: list[str] | None = None) -> None:
     peaks = matmul_peak()
     peak = max(peaks.values())
     info = runtime_info()
-    print(f"MLX device {device}, PyTorch device {torch_device()}; BLAS {info['blas']}\n{threads}\n"
+    alignment = mlx_buffer_alignment()
+    print(f"MLX device {device}, PyTorch device {torch_device()}; BLAS {info['blas']}; "
+          f"MLX buffers {alignment}-byte aligned\n{threads}\n"
           f"fp32 matmul 1024²: MLX {peaks['mlx'] / 1e9:.0f} GFLOP/s, PyTorch {peaks['torch'] / 1e9:.0f} GFLOP/s "
           f"(MFU against {peak / 1e9:.0f})", file=sys.stderr)
     if args.profile:
@@ -689,7 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "device": {"mlx": device, "torch": torch_device(), "platform": f"{platform.system()} {platform.machine()}",
                    "cpu_count": os.cpu_count()},
-        "blas": {"serving": info["blas"], "preload": info["blas_preload"]},
+        "blas": {"serving": info["blas"], "preload": info["blas_preload"]}, "mlx_buffer_alignment": alignment,
         "threads": threads, "clock": args.clock,
         "versions": {"mlx": info["mlx"], "torch": torch.__version__, "transformers": transformers.__version__,
                      "python": info["python"], "mlx_distill": info["mlx_distill"]},

@@ -80,3 +80,16 @@ def test_timed_steps_train_both_sides(bench, tmp_path):
     assert float((torch_side.model.classifier.weight.detach() - weight).abs().max()) > 1e-6
     flops = bench.matmul_flops(mlx_side.model, work, work.length)
     assert flops > 0 and mx.get_peak_memory() > 0
+
+
+
+def test_the_mlx_buffer_alignment_probe_reads_the_arrays_own_buffer(bench):
+    """The probe gives a power of two (8 with MLX 0.32.4's CPU allocator on Linux), and the address it
+    reads is the array's buffer, not a copy's: the same address twice, and a write shows through."""
+    assert bench.mlx_buffer_alignment() in (1, 2, 4, 8, 16, 32, 64)
+    a = mx.arange(4096, dtype=mx.float32) + 0.0
+    mx.eval(a)
+    first, second = np.asarray(memoryview(a)), np.asarray(memoryview(a))
+    assert first.ctypes.data == second.ctypes.data
+    first[7] = -1.0
+    assert a[7].item() == -1.0
