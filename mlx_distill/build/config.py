@@ -87,7 +87,7 @@ class ReportSettings:
     texts: list[str] = setting(help="texts the student classifies at the end of the report", default_factory=list)
 
 
-#: Help for ExportConfig's fields until export/pipeline.py carries help text in its field metadata
+#: Help for ExportConfig's fields until export/folder.py carries help text in its field metadata
 #: (the generated flags and the reference prefer the metadata's help when it is there).
 EXPORT_HELP = {
     "max_length": "fixed input length of the Core ML models",
