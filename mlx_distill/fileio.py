@@ -179,7 +179,7 @@ def staged_directory(target: str | os.PathLike[str], kind: str = "output") -> It
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(target)
+    repair_directory(target)
     staging = _unique_name(target.parent, f".{target.name}.staging-", directory=True)
     try:
         yield staging
@@ -247,13 +247,15 @@ def _unique_name(parent: Path, prefix: str, suffix: str = "", directory: bool = 
     raise FileExistsError(f"{parent}: could not find a free name starting with {prefix!r}")
 
 
-def _sweep_leftovers(target: Path) -> None:
-    """Repair and remove what a killed run left beside ``target``.
+def repair_directory(target: str | os.PathLike[str]) -> None:
+    """Repair and remove what a killed run left beside ``target``. ``staged_directory`` calls it;
+    call it yourself before *reading* ``target`` (a resume) so a kill between the two renames is undone.
 
     The only folder ever put back is the backup named by a journal whose staging folder still
     exists and whose target is missing: the state of a process killed between its two renames.
     Every other ``.old-*`` / ``.staging-*`` folder (and a stray journal) is deleted.
     """
+    target = Path(target).absolute()
     journal = _journal_path(target)
     if journal.exists():
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from safetensors import safe_open
 
 from mlx_distill.distributed import World, barrier, broadcast_json, world as current_world
-from mlx_distill.fileio import disk_full_guard, fsync_path, hash_into, sha256_file
+from mlx_distill.fileio import disk_full_guard, hash_into, repair_directory, sha256_file, staged_directory
 from mlx_distill.models import LoadedModel
 from mlx_distill.models.checkpoint import INDEX_FILE, SINGLE_FILE
 from mlx_distill.train.batching import EncodedDataset, sequential_batches
@@ -171,6 +170,7 @@ class TeacherCache:
         if world.is_root:
             key = cache_key(teacher.path, dataset, spec)
             folder = root / key
+            repair_directory(folder)  # a kill between the swap's two renames: the previous cache comes back
             reuse = False
             if (folder / "manifest.json").exists():
                 damage = _damage(folder, len(dataset))
@@ -181,12 +181,12 @@ class TeacherCache:
         decision = broadcast_json(decision, world)
         key, folder = decision["key"], root / decision["key"]
         if not decision["reuse"]:
-            tmp = root / f".{key}.tmp"
-            with disk_full_guard(root, "the teacher cache", cleanup=(tmp,) if world.is_root else ()):
-                cls._write(teacher, dataset, spec, key, tmp, world)
-            if world.is_root:
-                shutil.rmtree(folder, ignore_errors=True)
-                tmp.rename(folder)
+            with disk_full_guard(root, "the teacher cache"):
+                if world.is_root:  # computes with the other ranks, writes alone (staged, then swapped in)
+                    with staged_directory(folder, kind="teacher cache") as staging:
+                        cls._write(teacher, dataset, spec, key, staging, world)
+                else:
+                    cls._write(teacher, dataset, spec, key, None, world)
         barrier(world)  # rank 0 has written (or checked) the cache the others are about to read
         if not (folder / "manifest.json").exists():
             raise ValueError(
@@ -196,18 +196,17 @@ class TeacherCache:
         return cls._read(folder, key, reused=decision["reuse"])
 
     @staticmethod
-    def _write(teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, key: str, tmp: Path,
+    def _write(teacher: LoadedModel, dataset: EncodedDataset, spec: CacheSpec, key: str, tmp: Path | None,
                world: World | None = None) -> None:
+        """Run the teacher over ``dataset``; rank 0 writes the shards and the manifest into the empty
+        folder ``tmp`` (the other ranks pass None: they only compute their part)."""
         world = world if world is not None else World()
-        if world.is_root:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
         need_hidden, need_attention = bool(spec.hidden_layers), bool(spec.attention_layers)
         shards = []
         # A transfer set of 10k rows takes minutes on a CPU: say what runs, with a bar on a terminal.
         bar = None
         if world.is_root:
-            print(f"teacher cache: the teacher scores {len(dataset):,} rows once -> {tmp.parent}", file=sys.stderr,
+            print(f"note: the teacher scores {len(dataset):,} rows once into the cache {tmp.parent}", file=sys.stderr,
                   flush=True)
             if sys.stderr.isatty():
                 from tqdm import tqdm
@@ -254,7 +253,6 @@ class TeacherCache:
                 continue
             name = f"shard-{shard_no:05d}.safetensors"
             mx.save_safetensors(str(tmp / name), {k: _compact(k, v) for k, v in merged.items()})
-            fsync_path(tmp / name)
             shards.append({"name": name, "bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)})
         if bar is not None:
             bar.close()
@@ -262,8 +260,7 @@ class TeacherCache:
             return
         manifest = {"key": key, "rows": len(dataset), "teacher": str(teacher.path), "spec": asdict(spec),
                     "shards": shards}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        fsync_path(tmp / "manifest.json")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))  # fsynced with the rest by the swap
 
     @classmethod
     def _read(cls, folder: Path, key: str, reused: bool = True) -> "TeacherCache":

@@ -39,7 +39,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from mlx_distill.build.settings import setting, settings_of
 from mlx_distill.distributed import World, all_sum, average_gradients, broadcast_arrays, broadcast_json, shard
 from mlx_distill.distributed import world as current_world
-from mlx_distill.fileio import atomic_write, disk_full_guard, fsync_path
+from mlx_distill.fileio import atomic_write, disk_full_guard, repair_directory, staged_directory
 from mlx_distill.train.batching import BatchOrder
 
 Objective = Callable[[nn.Module, dict[str, mx.array]], tuple[mx.array, dict[str, mx.array]]]
@@ -244,20 +244,19 @@ class Trainer:
         return self.run_dir / "best.safetensors"
 
     def save_checkpoint(self) -> None:
-        """Write the full training state into a fresh folder, then swap it in with renames (rank 0
-        only: every rank holds the same state)."""
+        """Write the full training state into a staging folder, then swap it in (``fileio.staged_directory``:
+        a kill at any point leaves the previous checkpoint or the new one, never half of one). Rank 0
+        only: every rank holds the same state."""
         if not self.world.is_root:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / f".checkpoint-{self.step}.tmp"
-        with disk_full_guard(self.run_dir, f"the step-{self.step} checkpoint", cleanup=(tmp,)):
-            self._write_checkpoint(tmp)
+        with disk_full_guard(self.run_dir, f"the step-{self.step} checkpoint"):
+            with staged_directory(self.checkpoint_dir, kind="checkpoint") as staging:
+                self._write_checkpoint(staging)
 
-    def _write_checkpoint(self, tmp: Path) -> None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        mx.save_safetensors(str(tmp / "model.safetensors"), dict(tree_flatten(self.module.parameters())))
-        mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(self.optimizer.state)))
+    def _write_checkpoint(self, folder: Path) -> None:
+        mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(self.module.parameters())))
+        mx.save_safetensors(str(folder / "optimizer.safetensors"), dict(tree_flatten(self.optimizer.state)))
         state = {
             "step": self.step,
             "order": self.order.state(),
@@ -269,25 +268,15 @@ class Trainer:
             "fingerprint": self.fingerprint,
             "processes": self.world.size,
         }
-        (tmp / "trainer.json").write_text(json.dumps(state, indent=2))
-        for name in ("model.safetensors", "optimizer.safetensors", "trainer.json"):
-            fsync_path(tmp / name)
-        old = self.run_dir / ".checkpoint-old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.checkpoint_dir.exists():
-            self.checkpoint_dir.rename(old)
-        tmp.rename(self.checkpoint_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        (folder / "trainer.json").write_text(json.dumps(state, indent=2))
 
     def resume(self) -> bool:
-        """Load the latest checkpoint if there is one. Returns whether training resumed."""
+        """Load the latest checkpoint if there is one (rank 0 only, see ``_start``). Returns whether
+        training resumed."""
         folder = self.checkpoint_dir
+        repair_directory(folder)  # a kill between the swap's two renames: put the previous one back
         if not (folder / "trainer.json").exists():
-            old = self.run_dir / ".checkpoint-old"  # crash between the two renames
-            if (old / "trainer.json").exists():
-                old.rename(folder)
-            else:
-                return False
+            return False
         state = json.loads((folder / "trainer.json").read_text())
         made_by = state.get("processes", 1)
         if made_by != self.world.size:
@@ -320,9 +309,8 @@ class Trainer:
         """Forget every trace of an earlier run in ``run_dir`` (checkpoints, best weights, log)."""
         if not self.world.is_root:
             return
+        repair_directory(self.checkpoint_dir)  # removes staging and backup folders a kill left
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        for leftover in self.run_dir.glob(".checkpoint-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
         self.best_path.unlink(missing_ok=True)
         self.log_path.unlink(missing_ok=True)
 

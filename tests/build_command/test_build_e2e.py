@@ -177,8 +177,9 @@ def test_build_killed_during_distillation_resumes(built, tmp_path):
     assert process.poll() is None, "the build ended before its first distillation checkpoint"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = checkpoint if checkpoint.exists() else checkpoint.parent.parent / ".checkpoint-old" / "trainer.json"
-    step = json.loads(saved.read_text())["step"]  # (a kill between the checkpoint's two renames leaves -old)
+    # (a kill between the checkpoint swap's two renames leaves only its backup, .checkpoint.old-*)
+    saved = checkpoint if checkpoint.exists() else next(checkpoint.parent.parent.glob(".checkpoint.old-*/trainer.json"))
+    step = json.loads(saved.read_text())["step"]
     assert 0 < step < 72
     assert json.loads((copy / "stages" / "distill.json").read_text())["status"] == "started"
     done = _build(folder, copy)

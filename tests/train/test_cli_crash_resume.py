@@ -38,9 +38,9 @@ def _command(root, out):
 
 def _checkpoint_step(training) -> int:
     """Step of the newest complete checkpoint (a kill may land between the two renames of a save)."""
-    for folder in ("checkpoint", ".checkpoint-old"):
+    for folder in (training / "checkpoint", *training.glob(".checkpoint.old-*")):
         try:
-            return json.loads((training / folder / "trainer.json").read_text())["step"]
+            return json.loads((folder / "trainer.json").read_text())["step"]
         except (FileNotFoundError, json.JSONDecodeError):
             continue
     return -1
