@@ -91,11 +91,16 @@ def _weights_provenance(ctx: CheckContext) -> dict[str, dict]:
     from export.check.weights import source_tensors_in_package
 
     try:
-        state = ctx.shell().state_dict()
+        shell = ctx.shell()
+        state = shell.state_dict()
     except Exception:
         return {}
+    # Tensors a module holds but never reads (e.g. a MobileBERT without trigram input whose embedding
+    # width is the hidden width keeps an unused embedding_transformation) cannot be in any package.
+    unread = tuple(f"{name}.{part}" if name else part for name, module in shell.named_modules()
+                   for part in getattr(module, "unread", ()))
     out = {}
-    for role, skip in (("classifier", ()), ("encoder", ("classifier.",))):
+    for role, skip in (("classifier", unread), ("encoder", ("classifier.", *unread))):
         try:
             spec = ctx.spec(role)
         except Exception:

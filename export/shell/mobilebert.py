@@ -111,6 +111,8 @@ class MobileBertEmbeddings(nn.Module):
         self.max_length = max_length
         self.trigram_input = config.trigram_input
         self.transform = config.trigram_input or config.embedding_size != config.hidden_size
+        #: parameters held (transformers always creates and saves them) but never read by forward
+        self.unread = () if self.transform else ("embedding_transformation.",)
         self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)

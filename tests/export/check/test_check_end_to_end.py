@@ -154,3 +154,24 @@ def test_config_validation():
         CheckConfig(texts=["  "])
     assert len(CheckConfig().check_texts) == 8
     assert np.unique([len(t) for t in CheckConfig().check_texts]).size == 8
+
+
+def test_a_teacher_shaped_mobilebert_passes_and_its_unread_projection_is_not_required(tmp_path):
+    """``distill --init teacher-layers`` writes a MobileBERT with BERT-block switches: no trigram input
+    and embedding width = hidden width, so transformers keeps an embedding_transformation that no
+    forward reads. It cannot be in any package; every tensor that is read must be."""
+    from export.folder import ExportConfig, export_folder
+    from tests.helpers.export_test_utils import make_model_folder, mobilebert_config
+
+    config = mobilebert_config(trigram_input=False, embedding_size=32, hidden_size=32, intra_bottleneck_size=32,
+                               use_bottleneck=False, num_feedforward_networks=1, normalization_type="layer_norm",
+                               hidden_act="gelu", num_attention_heads=4, intermediate_size=48)
+    make_model_folder(tmp_path / "student", config, seed=4)
+    folder = tmp_path / "export"
+    export_folder(tmp_path / "student", folder, ExportConfig(max_length=MAX_LENGTH, build_updatable_pipeline=False))
+    report = run_checks(folder, config=CheckConfig(update_epochs=2))
+    assert report.passed, report.summary()
+    weights = report.get("parity").details["weights"]
+    for name in ("Classifier.mlpackage", "Encoder.mlpackage"):
+        assert weights[name]["passed"] and weights[name]["found"] == weights[name]["expected"] > 20, weights[name]
+        assert not any("embedding_transformation" in t for t in weights[name]["missing"])
