@@ -12,10 +12,13 @@
   preset's number of layers. Its embeddings, the teacher layers it is trained to imitate (the layer
   map), pooler and head are copied from the fine-tuned teacher, so it starts as a shallower
   teacher instead of from nothing. Why: without a pre-trained MobileBERT (none is reachable
-  offline) a student started from random blocks needs many passes over a large transfer set;
-  measured on BANKING77 with 10 labels per intent it stayed 7 points under its teacher. The
-  price is size: 4 of MiniLM-L6's layers are ~19M parameters against mobilebert-4l's ~7.5M.
-  The teacher must be a BERT (the blocks are copied by their Hugging Face names).
+  offline) a student started from random blocks needs many passes over a large transfer set.
+  Measured on BANKING77 with 10 labels per intent and 9,223 transfer texts: ``mobilebert-4l``
+  from the teacher's embeddings 0.724 after 3 epochs, this init 0.803 after 2 (teacher 0.797).
+  The price is size: 4 of MiniLM-L6's layers are 19.3M parameters against mobilebert-4l's 8.0M
+  (and 4 of BERT-base's would be ~53M, more than MobileBERT), so it is not the default.
+  Fine-tune it at ~1e-4: on the demo 3e-4 lost 4 points. The teacher must be a BERT (the blocks
+  are copied by their Hugging Face names).
 """
 
 from __future__ import annotations
