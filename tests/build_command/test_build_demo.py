@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers.offline import run_offline
 
-pytestmark = pytest.mark.slow  # the real demo: ~2 minutes on an idle 2-core CPU, far more on a busy one
+pytestmark = pytest.mark.slow  # the real demo: ~9½ minutes on an idle 2-core CPU, far more on a busy one
 
 
 def test_demo_is_the_build_of_its_toml_and_opens_no_connection(tmp_path):
@@ -21,11 +21,13 @@ def test_demo_is_the_build_of_its_toml_and_opens_no_connection(tmp_path):
     run = tmp_path / "runs" / "demo"
     report = json.loads((run / "report.json").read_text())
     assert Path(report["build_file"]).name == "build.toml" and Path(report["build_file"]).parent.name == "demo"
-    # Measured 2026-12 on a 2-core CPU (tiny student): teacher 0.833, student 0.900 (agreement 0.825) on the
-    # 120 test notes; the student, taught on 2,000 unlabelled notes too, ends above its teacher.
-    assert report["teacher"]["test_accuracy"] >= 0.80
-    assert report["student"]["test_accuracy"] >= 0.87
-    assert report["student"]["teacher_agreement"] >= 0.79
+    # Measured 2026-12 on a 2-core CPU (twice, identical): teacher 0.950, student (4 of the teacher's blocks,
+    # init teacher-layers) 0.925, agreement 0.883 on the 120 test notes. Issue 9 asks the student to come
+    # within 3 points of its teacher; the bounds sit 2-3 notes under what was measured.
+    assert report["teacher"]["test_accuracy"] >= 0.93
+    assert report["student"]["test_accuracy"] >= 0.90
+    assert report["teacher"]["test_accuracy"] - report["student"]["test_accuracy"] <= 0.03 + 1e-9
+    assert report["student"]["teacher_agreement"] >= 0.85
     assert report["data"]["test"] == 120 and report["data"]["unlabeled"] == 2000
     assert report["check"]["passed"] is True
     for name in [*report["export"]["files"], *report["plots"].values(), report["student"]["dir"]]:
