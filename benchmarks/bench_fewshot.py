@@ -17,6 +17,7 @@ Rows, each run through the same CLI commands a user runs (real subprocesses):
 4. with ``--llm MODEL``: student with ``augment`` + ``clean`` rows from that LLM (and the transfer set).
 
     python benchmarks/bench_fewshot.py [--per-label 10] [--seed 0] [--llm FILE.gguf] [--out runs/fewshot]
+                                       [--init teacher-layers --student-lr 1e-4 --transfer-epochs 2]
 
 Prints a markdown table and writes ``benchmarks/results/fewshot.json``. Wall times are only
 meaningful on an otherwise idle machine.
@@ -89,6 +90,8 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=float, default=20)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--student-preset", default="mobilebert-4l")
+    parser.add_argument("--init", default="teacher", choices=["teacher", "teacher-layers", "random"],
+                        help="how the student starts (teacher-layers: measured best here, use --student-lr 1e-4)")
     parser.add_argument("--student-epochs", type=float, default=10, help="passes over the labelled rows")
     parser.add_argument("--transfer-epochs", type=float, default=3,
                         help="passes when the transfer set is given (it is ~13x the labelled rows)")
@@ -113,7 +116,8 @@ def main() -> int:
     rows.append({"row": "teacher (MiniLM-L6)", "test_accuracy": t["test"]["accuracy"], "agreement": None,
                  "seconds": seconds["teacher"]})
 
-    student_args = ["--teacher", teacher, *common, "--student-preset", args.student_preset, "--lr", args.student_lr]
+    student_args = ["--teacher", teacher, *common, "--student-preset", args.student_preset, "--init", args.init,
+                    "--lr", args.student_lr]
     variants = []
     if "labelled" not in args.skip:
         variants.append(("student, labelled rows only", "student-labelled", ["--epochs", args.student_epochs]))
