@@ -5,6 +5,7 @@ MLX picks Metal on Apple silicon, CUDA where ``mlx[cuda]`` is installed, else th
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
@@ -39,6 +40,22 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+#: Thread settings a user can give (before the command starts: the BLAS reads them once).
+THREAD_VARIABLES = ("MKL_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+
+
+def thread_info() -> dict[str, object]:
+    """Cores this process may use, the 1-minute load and the thread variables as set. Why in
+    ``info``: on a shared CPU the load decides the best setting (benchmarks/bench_contention.py:
+    on an idle 2-core CPU one MKL thread trained the MLX student fastest; with two busy
+    competitors the default two threads kept more of the CPU)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info: dict[str, object] = {"cores": cores, "load_1min": round(os.getloadavg()[0], 2)}
+    for name in THREAD_VARIABLES:
+        info[name] = os.environ.get(name, "unset")
+    return info
+
+
 def runtime_info() -> dict[str, object]:
     """Versions, device and BLAS, as plain data for ``info`` and reports."""
     device = best_device()
@@ -49,6 +66,7 @@ def runtime_info() -> dict[str, object]:
         "device": device,
         "blas": sgemm_provider() if device == "cpu" else "n/a (GPU)",
         "blas_preload": mlx_distill.BLAS_STATUS.reason,
+        **thread_info(),
     }
     for dist in ("mlx", "mlx-lm", "numpy", "tokenizers", "safetensors", "torch", "coremltools", "transformers"):
         info[dist] = _version(dist)

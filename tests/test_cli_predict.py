@@ -81,6 +81,18 @@ def test_info_reports_device_and_blas():
     assert info["mlx"] == "0.32.4" and info["blas"]
 
 
+def test_info_reports_the_thread_settings_it_runs_with():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "mlx_distill", "info", "--json"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["MKL_NUM_THREADS"] == "1" and info["OMP_WAIT_POLICY"] == "unset"
+    assert info["cores"] >= 1 and info["load_1min"] >= 0
+
+
 def test_data_files_report_every_bad_row(tmp_path):
     good = tmp_path / "good.csv"
     good.write_text('text,label\n"Rain, then sun",weather\nGoal!,sport\n')
