@@ -295,11 +295,12 @@ def relaunch(args: argparse.Namespace, argv: list[str]) -> int | None:
     ``args`` asks for several processes or a host file, and return the exit code after checking
     every rank; None when the command should run in this process (one process asked for, or this
     process already is a rank)."""
-    if launched():
+    if launched() or not hasattr(args, "processes"):
+        # Only commands given the data-parallel flags (add_flags) can run as ranks; another command's
+        # own --backend (augment's mlx|openai) is not mx.distributed's.
         return None
-    processes = getattr(args, "processes", None)
-    flags = argparse.Namespace(processes=1 if processes is None else processes, hostfile=getattr(args, "hostfile", None),
-                               backend=getattr(args, "backend", None))
+    flags = argparse.Namespace(processes=1 if args.processes is None else args.processes,
+                               hostfile=getattr(args, "hostfile", None), backend=getattr(args, "backend", None))
     _, rest = split_flags(argv)
     with tempfile.TemporaryDirectory(prefix="mlx_distill-ranks-") as status:
         plan = launch_plan(flags, rest, Path(status))

@@ -205,13 +205,14 @@ def test_openai_backend_against_a_real_mlx_lm_server(train, smollm2_dir, tmp_pat
 
 
 def test_gguf_run_with_the_network_namespace_cut_off(train, smollm2_gguf, gguf_cache):
-    """`python -m mlx_distill.augment` with a .gguf, in a namespace where only loopback exists."""
+    """`python -m mlx_distill augment` (the command the README gives) with a .gguf, in a namespace where
+    only loopback exists."""
     links = run_offline(["ip", "-o", "link"], capture_output=True, text=True)
     assert [line.split(":")[1].strip() for line in links.stdout.splitlines()] == ["lo"]
     out = train.with_name("offline.jsonl")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_OFFLINE")}
     env.update(MKL_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = run_offline([sys.executable, "-m", "mlx_distill.augment", "--train", train, "--out", out,
+    done = run_offline([sys.executable, "-m", "mlx_distill", "augment", "--train", train, "--out", out,
                         "--llm", smollm2_gguf, "--cache-dir", gguf_cache, "--per-label", "1", "--label", "health",
                         "--max-requests", "1", "--max-tokens", "48", "--no-progress"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
