@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +24,12 @@ from safetensors.numpy import load_file
 import mlx_distill
 from mlx_distill.build.config import load_build_config
 from mlx_distill.build.run import run_build
+from tests.helpers.dp_helpers import ENV, kill_rank_once_saved
 from tests.helpers.hf_models import copy_tokenizer, save_hf_classifier
 
 pytestmark = pytest.mark.slow  # about 45 s in all on the shared 2-core CPU (each launch of a stage costs ~5 s)
 
 DEMO = Path(mlx_distill.__file__).parent / "demo" / "data"
-#: One thread per rank: two ranks share the 2-core machine the suite runs on.
-ENV = {**os.environ, "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 #: Softmax ignores a shift shared by every key, so these biases' true gradient is exactly 0: they
 #: move by rounding noise only, which Adam scales up (see tests/distributed/test_distill_two_processes.py).
 ZERO_GRADIENT = "attention.self.key.bias"
@@ -119,21 +116,6 @@ def test_two_processes_build_the_one_process_teacher_and_student(folder, runs):
     assert two["distill"]["params"] == one["distill"]["params"]
 
 
-def _rank_pid(rank: int, run: Path) -> int | None:
-    """The pid of one rank of our own build (found by its command line and MLX_RANK)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"build-stage" in cmdline and str(run.resolve()).encode() in cmdline and f"MLX_RANK={rank}".encode() in environ:
-            return int(entry.name)
-    return None
-
-
 def test_a_killed_rank_fails_the_build_clearly_and_the_build_resumes(folder, runs, capfd):
     crash = folder / "crash"
     shutil.copytree(folder / "one", crash)  # data and teacher done; distill as if never run
@@ -142,16 +124,10 @@ def test_a_killed_rank_fails_the_build_clearly_and_the_build_resumes(folder, run
     command = [sys.executable, "-m", "mlx_distill", "build", str(folder / "build.toml"), "--out", str(crash),
                "--processes", "2"]
     running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    checkpoint = crash / "distill" / "training" / "checkpoint" / "trainer.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and running.poll() is None and not checkpoint.exists():
-        time.sleep(0.05)
-    pid = _rank_pid(1, crash)
-    assert pid is not None, "rank 1 not found"
-    os.kill(pid, signal.SIGKILL)
-    _, stderr = running.communicate(timeout=120)
+    code, stderr = kill_rank_once_saved(running, crash / "distill" / "training" / "checkpoint" / "trainer.json", 1,
+                                        b"build-stage", str(crash.resolve()).encode())
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert running.returncode == 1, stderr
+    assert code == 1, stderr
     assert lines[-1].startswith("error: distill stage: rank 1 of 2 was killed by signal 9 (SIGKILL)"), stderr
     assert "Traceback" not in stderr and "[WARN]" not in stderr and "[ring]" not in stderr, stderr
     assert "[3/6] distill:" in stderr and "2 processes" in stderr

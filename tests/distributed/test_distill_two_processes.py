@@ -11,18 +11,15 @@ trainer makes all of them exact.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.helpers.dp_helpers import ENV, distill_args, run_distributed
+from tests.helpers.dp_helpers import ENV, distill_args, kill_rank_once_saved, run_distributed
 
 pytestmark = pytest.mark.slow
 
@@ -67,35 +64,15 @@ def test_two_processes_give_the_one_process_student(runs):
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def _rank_pid(rank: int, out: Path) -> int | None:
-    """The pid of one rank of our own command (found by its command line and MLX_RANK)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"--rank" in cmdline and str(out).encode() in cmdline and f"MLX_RANK={rank}".encode() in environ:
-            return int(entry.name)
-    return None
-
-
 def test_a_killed_rank_fails_clearly_and_the_same_command_resumes(runs, dp_inputs):
     out, _ = runs
     crash = out / "crash"
     command = [sys.executable, "-m", "mlx_distill.distributed", *distill_args(dp_inputs, crash), "--processes", "2"]
     running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (crash / "training" / "checkpoint" / "trainer.json").exists():
-        time.sleep(0.05)
-    pid = _rank_pid(1, crash)
-    assert pid is not None, "rank 1 not found"
-    os.kill(pid, signal.SIGKILL)
-    stdout, stderr = running.communicate(timeout=120)
+    code, stderr = kill_rank_once_saved(running, crash / "training" / "checkpoint" / "trainer.json", 1, b"--rank",
+                                        str(crash).encode(), wait=240)
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert running.returncode == 1, stderr
+    assert code == 1, stderr
     assert lines[-1].startswith("error: rank 1 of 2 was killed by signal 9 (SIGKILL)"), stderr
     assert "Traceback" not in stderr and "[WARN]" not in stderr and "[ring]" not in stderr, stderr
     assert not (crash / "model.safetensors").exists()  # it really died mid-run
