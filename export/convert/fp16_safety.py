@@ -19,15 +19,15 @@ common failure (overflow) but is not a proof for every input.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterable, Optional
 
 import torch
 from torch import nn
 
+from export.runtime.neuralnetwork.weights import FP16_MAX
 from export.shell.common import FP16_MASK_VALUE
 
-FP16_MAX = 65504.0
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,7 @@ class Fp16Check:
     limit: float = FP16_MAX
 
     def as_dict(self) -> dict:
-        return {
-            "safe": self.safe,
-            "reason": self.reason,
-            "max_abs_activation": self.max_abs_activation,
-            "max_abs_module": self.max_abs_module,
-            "max_layernorm_mean_square": self.max_layernorm_mean_square,
-            "half_finite": self.half_finite,
-            "half_max_prob_diff": self.half_max_prob_diff,
-            "samples": self.samples,
-            "limit": self.limit,
-        }
+        return asdict(self)
 
 
 def sample_inputs(vocab_size: int, max_length: int, cls_id: int, sep_id: int, pad_id: int,
