@@ -155,22 +155,6 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def classifier_path(self) -> Optional[Path]:
-        return self.files.get("classifier")
-
-    @property
-    def encoder_path(self) -> Optional[Path]:
-        return self.files.get("encoder")
-
-    @property
-    def updatable_head_path(self) -> Optional[Path]:
-        return self.files.get("updatable_head")
-
-    @property
-    def updatable_pipeline_path(self) -> Optional[Path]:
-        return self.files.get("updatable_pipeline")
-
 
 def export_folder(model_dir: Union[str, Path], out_dir: Union[str, Path],
                   config: Optional[ExportConfig] = None, texts: Optional[Sequence[Any]] = None) -> ExportResult:

@@ -37,7 +37,7 @@ def _probs(out: dict) -> np.ndarray:
 def test_classifier_matches_shell(request, export_name, folder_name, tol):
     result, folder = request.getfixturevalue(export_name), request.getfixturevalue(folder_name)
     shell = load_shell_from_folder(folder, MAX_LENGTH)
-    model = ct.models.MLModel(str(result.classifier_path), compute_units=CPU)
+    model = ct.models.MLModel(str(result.files.get("classifier")), compute_units=CPU)
     for ids, mask in _rows():
         with torch.no_grad():
             expected = torch.softmax(shell(ids, mask), dim=-1)[0].numpy()
@@ -49,8 +49,8 @@ def test_classifier_matches_shell(request, export_name, folder_name, tol):
 
 def test_encoder_and_head_compose_like_the_shell(bert_export, bert_dir):
     shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
-    encoder = ct.models.MLModel(str(bert_export.encoder_path), compute_units=CPU)
-    head = ct.models.MLModel(str(bert_export.updatable_head_path), compute_units=CPU)
+    encoder = ct.models.MLModel(str(bert_export.files.get("encoder")), compute_units=CPU)
+    head = ct.models.MLModel(str(bert_export.files.get("updatable_head")), compute_units=CPU)
     for ids, mask in _rows():
         with torch.no_grad():
             pooled = shell.pooled(ids, mask)[0].numpy()
@@ -64,7 +64,7 @@ def test_encoder_and_head_compose_like_the_shell(bert_export, bert_dir):
 
 def test_updatable_pipeline_matches_shell(bert_export, bert_dir):
     shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
-    pipeline = ct.models.MLModel(str(bert_export.updatable_pipeline_path), compute_units=CPU)
+    pipeline = ct.models.MLModel(str(bert_export.files.get("updatable_pipeline")), compute_units=CPU)
     for ids, mask in _rows():
         with torch.no_grad():
             expected = torch.softmax(shell(ids, mask), dim=-1)[0].numpy()

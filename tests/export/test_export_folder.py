@@ -83,7 +83,7 @@ def test_all_files_written_and_nothing_else(bert_export):
 
 
 def test_classifier_program_interface(bert_export):
-    spec = _spec(bert_export.classifier_path)
+    spec = _spec(bert_export.files.get("classifier"))
     assert spec.WhichOneof("Type") == "mlProgram" and not spec.isUpdatable
     inputs = {f.name: _array(f) for f in spec.description.input}
     assert inputs == {"input_ids": ([1, MAX_LENGTH], Model_pb2.ArrayFeatureType.INT32),
@@ -101,7 +101,7 @@ def test_classifier_program_interface(bert_export):
 
 
 def test_encoder_program_interface(bert_export):
-    spec = _spec(bert_export.encoder_path)
+    spec = _spec(bert_export.files.get("encoder"))
     (output,) = spec.description.output
     assert output.name == "pooled_embedding"
     assert _array(output) == ([32], Model_pb2.ArrayFeatureType.FLOAT32)
@@ -110,7 +110,7 @@ def test_encoder_program_interface(bert_export):
 def test_updatable_head_spec(bert_export, bert_dir):
     from safetensors.torch import load_file
 
-    spec = _spec(bert_export.updatable_head_path)
+    spec = _spec(bert_export.files.get("updatable_head"))
     assert spec.isUpdatable and spec.specificationVersion >= 4
     assert spec.WhichOneof("Type") == "neuralNetworkClassifier"
     nn = spec.neuralNetworkClassifier
@@ -136,8 +136,8 @@ def test_updatable_head_spec(bert_export, bert_dir):
 
 def test_encoder_output_feeds_head_input_unchanged(bert_export):
     """The seed's "(1, 768) vs (768)" trap: encoder output and head input have the same shape/type."""
-    encoder_out = _spec(bert_export.encoder_path).description.output[0]
-    head_in = _spec(bert_export.updatable_head_path).description.input[0]
+    encoder_out = _spec(bert_export.files.get("encoder")).description.output[0]
+    head_in = _spec(bert_export.files.get("updatable_head")).description.input[0]
     assert encoder_out.name == head_in.name
     assert encoder_out.type.SerializeToString() == head_in.type.SerializeToString()
 
@@ -149,7 +149,7 @@ def test_head_file_computes_the_shell_head(bert_export, bert_dir):
     with torch.no_grad():
         pooled = shell.pooled(ids, mask)
         expected = torch.softmax(shell.head(pooled), dim=-1)
-    spec = _spec(bert_export.updatable_head_path)
+    spec = _spec(bert_export.files.get("updatable_head"))
     for row in range(3):
         label, probs = _predict(spec, {"pooled_embedding": pooled[row].numpy()})
         got = np.array([probs[name] for name in LABELS])
@@ -158,7 +158,7 @@ def test_head_file_computes_the_shell_head(bert_export, bert_dir):
 
 
 def test_updatable_pipeline_spec(bert_export):
-    spec = _spec(bert_export.updatable_pipeline_path)
+    spec = _spec(bert_export.files.get("updatable_pipeline"))
     assert spec.isUpdatable and spec.WhichOneof("Type") == "pipelineClassifier"
     encoder, head = spec.pipelineClassifier.pipeline.models
     assert not encoder.isUpdatable and head.isUpdatable
@@ -180,10 +180,10 @@ def _contains_float32(spec: Model_pb2.Model, value: float) -> bool:
 def test_pipeline_mask_value_depends_on_the_fp16_check(bert_export, overflow_export):
     """NN encoders may run in fp16 on GPU/ANE: a passed check gets the fp16-safe mask (-1e4); a
     failed one keeps float32's minimum (exact) and the manifest says cpuOnly."""
-    safe = _spec(bert_export.updatable_pipeline_path)
+    safe = _spec(bert_export.files.get("updatable_pipeline"))
     assert _contains_float32(safe, FP16_MASK_VALUE) and not _contains_float32(safe, float(np.finfo(np.float32).min))
     assert _manifest(bert_export)["models"]["updatable_pipeline"]["recommended_compute_units"] == "all"
-    unsafe = _spec(overflow_export.updatable_pipeline_path)
+    unsafe = _spec(overflow_export.files.get("updatable_pipeline"))
     assert _contains_float32(unsafe, float(np.finfo(np.float32).min))
 
 
@@ -240,7 +240,7 @@ def test_manifest_records_precision_decision(bert_export):
 def test_mobilebert_fp16_when_proven_safe(mobilebert_fp16_export):
     result = mobilebert_fp16_export
     assert result.precision_used == "fp16" and result.fp16_check.safe
-    for path in (result.classifier_path, result.encoder_path):
+    for path in (result.files.get("classifier"), result.files.get("encoder")):
         spec = _spec(path)
         assert MIL_pb2.DataType.FLOAT16 in _program_dtypes(spec)
         assert spec.description.metadata.userDefined["compute_precision"] == "fp16"
@@ -259,7 +259,7 @@ def test_mobilebert_overflow_falls_back_to_fp32(overflow_export):
     assert result.precision_requested == "fp16" and result.precision_used == "fp32"
     assert not result.fp16_check.safe and result.fp16_check.max_abs_activation > 65504
     assert any("unsafe" in w for w in result.warnings)
-    spec = _spec(result.classifier_path)
+    spec = _spec(result.files.get("classifier"))
     assert MIL_pb2.DataType.FLOAT16 not in _program_dtypes(spec)
     manifest = _manifest(result)
     assert manifest["precision"]["used"] == "fp32" and manifest["precision"]["fp16_check"]["safe"] is False
@@ -394,7 +394,7 @@ def test_pipeline_spec_computes_the_shell_with_the_numpy_runtime(bert_export, be
     """Off macOS, execute the saved UpdatablePipeline.mlmodel (NN encoder + head) with export.runtime.neuralnetwork."""
     pipelines = pytest.importorskip("export.runtime.neuralnetwork.pipelines")
     shell = load_shell_from_folder(bert_dir, MAX_LENGTH)
-    executor = pipelines.load_executor(str(bert_export.updatable_pipeline_path))
+    executor = pipelines.load_executor(str(bert_export.files.get("updatable_pipeline")))
     ids, mask = padded_batch(len(WORDS), [MAX_LENGTH, 7, 2], seed=3)
     with torch.no_grad():
         expected = torch.softmax(shell(ids, mask), dim=-1).numpy()
@@ -407,11 +407,11 @@ def test_pipeline_spec_computes_the_shell_with_the_numpy_runtime(bert_export, be
 
 
 def test_pipeline_whose_stages_disagree_breaks_the_wiring_rule(bert_export):
-    spec = _spec(bert_export.updatable_pipeline_path)
+    spec = _spec(bert_export.files.get("updatable_pipeline"))
     _, head = spec.pipelineClassifier.pipeline.models
     head.description.input[0].type.multiArrayType.shape[:] = [1, int(head.description.input[0].type.multiArrayType.shape[0])]
     rules = [v.rule for v in lint_spec(spec)]
     assert "pipeline-wiring" in rules and "input-rank" in rules
-    spec = _spec(bert_export.updatable_pipeline_path)
+    spec = _spec(bert_export.files.get("updatable_pipeline"))
     spec.description.output[0].name = "nowhere"
     assert [v.rule for v in lint_spec(spec)] == ["pipeline-wiring"]
