@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from mlx_distill.build.config import STUDENT_INITS
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fewshot.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77"
@@ -90,7 +92,7 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=float, default=20)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
     parser.add_argument("--student-preset", default="mobilebert-4l")
-    parser.add_argument("--init", default="teacher", choices=["teacher", "teacher-layers", "random"],
+    parser.add_argument("--init", default="teacher", choices=[i for i in STUDENT_INITS if i != "pretrained"],
                         help="how the student starts (teacher-layers: measured best here, use --student-lr 1e-4)")
     parser.add_argument("--student-epochs", type=float, default=10, help="passes over the labelled rows")
     parser.add_argument("--transfer-epochs", type=float, default=3,
