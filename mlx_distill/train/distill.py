@@ -176,12 +176,8 @@ def distill(
 
     model, init_report = init_student(student, labels, teacher.model, teacher.config.vocab_size, config.layer_map)
     check_inputs_fit(model.config, tokenizer.vocab_size, config.max_length, "student")
-    s_layers = model.config.num_hidden_layers
-    t_layers = teacher.config.num_hidden_layers
-    layer_map = {int(k): int(v) for k, v in (config.layer_map or losses.uniform_layer_map(s_layers, t_layers)).items()}
-    bad = {s: t for s, t in layer_map.items() if not (1 <= s <= s_layers and 1 <= t <= t_layers)}
-    if bad:
-        raise ValueError(f"layer_map entries out of range (student 1..{s_layers}, teacher 1..{t_layers}): {bad}")
+    layer_map = losses.resolve_layer_map(config.layer_map, model.config.num_hidden_layers,
+                                         teacher.config.num_hidden_layers)
     objective, hidden_pairs, attention_pairs = make_objective(
         config, layer_map, teacher.config.num_attention_heads, model.config.num_attention_heads
     )

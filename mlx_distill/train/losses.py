@@ -71,3 +71,13 @@ def uniform_layer_map(student_layers: int, teacher_layers: int) -> dict[int, int
     if student_layers < 1 or teacher_layers < 1:
         raise ValueError("both models need at least one layer")
     return {i: max(1, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)}
+
+
+def resolve_layer_map(given: dict[int, int] | None, student_layers: int, teacher_layers: int) -> dict[int, int]:
+    """``given`` (the ``layer_map`` setting) or the uniform map, with every pair checked against both
+    depths: a wrong pair is one clear error before anything uses it."""
+    pairs = {int(k): int(v) for k, v in (given or uniform_layer_map(student_layers, teacher_layers)).items()}
+    bad = {s: t for s, t in pairs.items() if not (1 <= s <= student_layers and 1 <= t <= teacher_layers)}
+    if bad:
+        raise ValueError(f"layer_map entries out of range (student 1..{student_layers}, teacher 1..{teacher_layers}): {bad}")
+    return pairs

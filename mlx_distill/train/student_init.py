@@ -34,7 +34,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_distill.build.config import STUDENT_INITS
 from mlx_distill.models import MobileBertConfig, SequenceClassifier, build_classifier, load_classifier
 from mlx_distill.models.config import EncoderConfig
-from mlx_distill.train.losses import uniform_layer_map
+from mlx_distill.train.losses import resolve_layer_map, uniform_layer_map
 
 STUDENT_PRESETS: dict[str, dict[str, object]] = {
     # The published MobileBERT (24 layers, 25M parameters).
@@ -155,7 +155,8 @@ def init_student(
     model = build_classifier(config, seed=spec.seed)
     described: dict[str, object] = {"init": spec.init, "preset": spec.preset, "config_file": spec.config_file}
     if spec.init == "teacher-layers":
-        pairs = {**uniform_layer_map(config.num_hidden_layers, teacher.config.num_hidden_layers), **(layer_map or {})}
+        depths = config.num_hidden_layers, teacher.config.num_hidden_layers
+        pairs = {**uniform_layer_map(*depths), **(resolve_layer_map(layer_map, *depths) if layer_map else {})}
         described["copied"] = copy_teacher_layers(model, teacher, pairs)
     if spec.init == "teacher":
         source = teacher.encoder_model.embeddings

@@ -77,3 +77,11 @@ def test_only_a_bert_teacher_can_be_copied(tmp_path):
     mobile = load_classifier(tmp_path / "mb")
     with pytest.raises(ValueError, match="copies BERT blocks; the teacher is a mobilebert"):
         init_student(StudentSpec(init="teacher-layers"), LABELS, mobile.model, 120)
+
+
+def test_a_layer_map_pair_outside_either_model_is_one_clear_error(tmp_path):
+    teacher = _teacher(tmp_path)
+    for pairs in ({1: 9}, {1: 0}, {5: 2}):  # teacher has 6 blocks, the student 4
+        with pytest.raises(ValueError, match=r"layer_map entries out of range \(student 1..4, teacher 1..6\)"):
+            init_student(StudentSpec(init="teacher-layers", preset="mobilebert-4l"), LABELS, teacher.model,
+                         teacher.config.vocab_size, layer_map=pairs)
