@@ -73,10 +73,8 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlx_distill.build.run import plan, run_build
+    from mlx_distill.build.run import RanksFailed, plan, run_build
     from mlx_distill.runtime import select_device
-
-    from mlx_distill.build.run import RanksFailed
 
     config = _config(args)
     device = select_device()
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ranks(config: BuildConfig) -> str:
     p = config.parallel
-    if p is None or not p.several:
+    if not p.several:
         return ""
     return f"; teacher and distill on {p.processes} processes" if p.hostfile is None else \
         f"; teacher and distill on the hosts of {p.hostfile}"

@@ -13,11 +13,14 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlx_distill.build.settings import SettingError, setting, settings_of, values_from_table
 from mlx_distill.build.tomlfile import ConfigError, read_toml, where
 from mlx_distill.paths import PathArg, PathError, refuse_overlap, require_file, require_folder, require_output_folder
+
+if TYPE_CHECKING:
+    from mlx_distill.distributed import ParallelSettings
 
 _DATA = "a .jsonl or .csv file with text,label"
 _TEXTS = "a .txt (one text per line), .jsonl or .csv file with a text field"
@@ -131,7 +134,7 @@ class BuildConfig:
     clean: dict[str, Any] | None  # CleanConfig values; None: off
     clean_input: Path | None
     report: ReportSettings
-    parallel: Any = None  # distributed.ParallelSettings: the ranks of the data-parallel stages (not in their keys)
+    parallel: ParallelSettings  # the ranks of the data-parallel stages (not in their keys)
 
     def input_paths(self) -> list[PathArg]:
         """Every file or folder the build reads, named by its key (for the run-folder overlap check)."""

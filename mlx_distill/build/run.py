@@ -37,7 +37,7 @@ class RanksFailed(Exception):
 def run_stage(stage: Stage, ctx: Context, resume: bool) -> dict:
     """Run ``stage`` here, or as the ranks the build asks for when it is a data-parallel stage."""
     parallel = ctx.config.parallel
-    if stage.report is None or parallel is None or not parallel.several:
+    if stage.report is None or not parallel.several:
         return stage.run(ctx, resume)
     from mlx_distill.distributed import run_ranks
 
