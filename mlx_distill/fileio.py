@@ -77,21 +77,16 @@ def existing_parent(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def disk_full_guard(folder: str | os.PathLike[str], what: str, cleanup: tuple[Path, ...] = ()) -> Iterator[None]:
+def disk_full_guard(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
     """Turn a disk-full failure while writing ``what`` into ``folder`` into one clear
-    :class:`DiskFullError`, after removing the half-written ``cleanup`` paths (which would otherwise
-    keep the disk full)."""
+    :class:`DiskFullError` in the words of the command that was writing (the half-written files are
+    removed by the writer: ``staged_directory`` / ``atomic_write``)."""
     folder = Path(folder)
     try:
         yield
     except BaseException as exc:
         if disk_full_cause(exc, folder) is None:
             raise
-        for path in cleanup:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
         raise DiskFullError(
             errno.ENOSPC,
             f"{folder}: the disk is full (writing {what}); free some space and run the same command again "
@@ -175,7 +170,7 @@ def staged_directory(target: str | os.PathLike[str], kind: str = "output") -> It
     A full disk (errno, see ``disk_full_cause``; also the system temp folder's, where some writers
     build files first) raises :class:`DiskFullError` naming ``target`` and the full disk, after the
     partial files are removed. ``kind`` names what the folder holds in that message ("export").
-    Leftovers of a killed run beside ``target`` are repaired or swept first (``publish_directory``).
+    Leftovers of a killed run beside ``target`` are repaired or swept first (``repair_directory``).
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
