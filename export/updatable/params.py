@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from export.runtime.neuralnetwork.spec_io import NN_TYPES, PIPELINE_TYPES, pipeline_models
+
 OptimizerName = Literal["sgd", "adam"]
 
 
@@ -231,34 +233,30 @@ class SpecUpdateParams:
         return out
 
 
-_PIPELINES = ("pipeline", "pipelineClassifier", "pipelineRegressor")
-_NETWORKS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
-
-
 def last_model(spec):
     """The model that trains in an updatable spec: the spec itself, or a pipeline's last model
     (recursively); None for an empty pipeline."""
-    while spec is not None and spec.WhichOneof("Type") in _PIPELINES:
-        kind = spec.WhichOneof("Type")
-        models = spec.pipeline.models if kind == "pipeline" else getattr(spec, kind).pipeline.models
+    while spec is not None and spec.WhichOneof("Type") in PIPELINE_TYPES:
+        models = pipeline_models(spec)
         spec = models[-1] if models else None
     return spec
 
 
-def network_of(spec):
+def _updatable_network(spec):
     """The NeuralNetwork message holding ``updateParams``: ``spec`` itself if it is one, else that
-    of ``last_model(spec)``; None for any other model type."""
+    of ``last_model(spec)``; None for any other model type (unlike ``spec_io.network_of``, which
+    raises: a spec without a network simply has no update parameters)."""
     if hasattr(spec, "updateParams"):
         return spec
     spec = last_model(spec)
     kind = spec.WhichOneof("Type") if spec is not None else None
-    return getattr(spec, kind) if kind in _NETWORKS else None
+    return getattr(spec, kind) if kind in NN_TYPES else None
 
 
 def read_update_params(spec) -> Optional[SpecUpdateParams]:
     """The update parameters of a spec (a pipeline: its last model) or of a NeuralNetwork message;
     None when there is no network. Reads only: ``problems()`` judges."""
-    network = network_of(spec)
+    network = _updatable_network(spec)
     if network is None:
         return None
     update = network.updateParams
