@@ -255,15 +255,25 @@ def _free_ports(count: int) -> int:
     raise OSError(f"no {count} consecutive free ports on 127.0.0.1 for the ring backend")
 
 
+class ParallelFlagError(ValueError):
+    """A refused combination; ``key`` is the setting it names first (``processes``, ``backend``), so
+    a build file can point at its line without parsing the message."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def check_flags(processes: int, hostfile: Path | None, backend: str | None) -> None:
     """Refuse a combination that cannot run, with one line naming the flag."""
     if processes < 1:
-        raise ValueError(f"--processes must be >= 1 (got {processes})")
+        raise ParallelFlagError("processes", f"--processes must be >= 1 (got {processes})")
     if hostfile is not None and processes != 1:
-        raise ValueError("--processes and --hostfile exclude each other: the host file lists one rank per host "
-                         "(repeat a host to run several ranks on it)")
+        raise ParallelFlagError("processes", "--processes and --hostfile exclude each other: the host file lists "
+                                "one rank per host (repeat a host to run several ranks on it)")
     if backend is not None and hostfile is None and backend != "ring":
-        raise ValueError(f"--backend {backend} needs --hostfile; --processes N runs the ring backend on this machine")
+        raise ParallelFlagError("backend", f"--backend {backend} needs --hostfile; --processes N runs the ring "
+                                "backend on this machine")
 
 
 def launch_plan(flags: argparse.Namespace, rest: list[str], status_dir: Path) -> LaunchPlan | None:

@@ -314,16 +314,15 @@ def load_build_config(path: str | Path, torch_side: bool = True) -> BuildConfig:
 def parallel_settings(values: dict[str, Any], fail):
     """``ParallelSettings(**values)``; a refused combination is ``fail(key, problem)`` in the build
     file's words (``processes``, not ``--processes``)."""
-    from mlx_distill.distributed import ParallelSettings
+    from mlx_distill.distributed import ParallelFlagError, ParallelSettings
 
     try:
         return ParallelSettings(**values)
-    except ValueError as exc:
+    except ParallelFlagError as exc:
         message = str(exc)
         for name in ("processes", "hostfile", "backend"):
             message = message.replace(f"--{name}", name)
-        key = next((word for word in message.split() if word in ("processes", "hostfile", "backend")), "processes")
-        raise fail(key, message) from None
+        raise fail(exc.key, message) from None
 
 
 def _resolve_model(value: str, base: Path, fail) -> Path:
