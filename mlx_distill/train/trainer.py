@@ -37,7 +37,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from mlx_distill.build.settings import setting, settings_of
-from mlx_distill.distributed import World, all_sum, average_gradients, broadcast_arrays, broadcast_json, shard
+from mlx_distill.distributed import World, average_gradients, broadcast_arrays, broadcast_json, shard
 from mlx_distill.distributed import world as current_world
 from mlx_distill.fileio import atomic_write, disk_full_guard, repair_directory, staged_directory
 from mlx_distill.train.batching import BatchOrder
@@ -318,10 +318,6 @@ class Trainer:
         """Load the best weights; in a data-parallel run rank 0 reads them and sends them to every
         rank (on several machines only rank 0 may see the file, and another rank's disk may hold an
         older run's)."""
-        if not self.world.distributed:
-            if self.best_path.exists():
-                self.module.load_weights(list(mx.load(str(self.best_path)).items()), strict=True)
-            return
         best = dict(mx.load(str(self.best_path))) if self.world.is_root and self.best_path.exists() else {}
         best = broadcast_arrays(best if self.world.is_root else None, self.world)
         if best:
@@ -408,9 +404,7 @@ class Trainer:
         if self.evaluate is None:
             return False
         stop = self._evaluate_here()
-        if not self.world.distributed:
-            return stop
-        return bool(broadcast_json(stop if self.world.is_root else None, self.world))
+        return bool(broadcast_json(stop if self.world.is_root else None, self.world))  # one process: as is
 
     def _evaluate_here(self) -> bool:
         self.module.eval()
@@ -487,21 +481,17 @@ class Trainer:
             self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
             self.evals_since_best, self.stopped_early = state["evals_since_best"], state["stopped_early"]
 
-    def _scales(self, batches: list[dict[str, mx.array]], real: list[bool] | None = None,
-                full: list[dict[str, mx.array]] | None = None) -> list[dict[str, mx.array]]:
+    def _scales(self, batches: list[dict[str, mx.array]], real: list[bool],
+                full: list[dict[str, mx.array]]) -> list[dict[str, mx.array]]:
         """Per micro-batch, each loss part's share of the whole step (all micro-batches of all
         ranks) times the number of ranks; put into each batch under ``scale.<part>``. A stand-in
         batch (``real`` False) counts zero, so its share is 0. The step's totals are counted on
         ``full``, the global micro-batches every rank makes anyway (counts add up over rows), so no
         all-reduce is needed for them."""
-        real = real or [True] * len(batches)
         local = [{k: v if ok else 0 * mx.array(v) for k, v in self.part_counts(b).items()}
                  for b, ok in zip(batches, real)]
         names = sorted(local[0])
-        counted = [self.part_counts(b) for b in full] if full is not None else local
-        totals = sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in counted)
-        if full is None:
-            totals = all_sum(totals, self.world)
+        totals = sum(mx.stack([mx.array(c[n], mx.float32) for n in names]) for c in map(self.part_counts, full))
         scales = []
         for b, counts in zip(batches, local):
             scale = {n: self.world.size * mx.array(counts[n], mx.float32) / mx.maximum(totals[i], 1e-12)
@@ -531,12 +521,11 @@ class Trainer:
         # its own rows: a batch is cut to its longest row, and the cut can change a row's numbers
         # (MobileBERT's trigram input sees the [PAD] embedding after a row's last token, or zeros
         # when the row ends the batch), so a shard must keep the global batch's length.
-        full = None
+        full = [self.make_batch(rows) for rows in micro_batches]
         if self.world.distributed:
-            full = [self.make_batch(rows) for rows in micro_batches]
             batches, real = map(list, zip(*(self._slice(batch, self.world) for batch in full)))
         else:
-            batches, real = [self.make_batch(rows) for rows in micro_batches], [True] * len(micro_batches)
+            batches, real = full, [True] * len(full)
         all_rows = sum(len(rows) for rows in micro_batches)
         scales = self._scales(batches, real, full) if self.part_counts is not None else None
         del full
