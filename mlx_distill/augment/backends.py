@@ -2,7 +2,7 @@
 
 Why a tiny common shape (``generate(requests) -> iterator of (request, Generation)``): the run loop
 does not care where text comes from, and a backend that can work concurrently (an HTTP endpoint)
-yields answers as they finish while a local model yields them one by one.
+yields answers as they finish, and so does a local model generating a batch.
 
 Privacy: the mlx backend never opens a socket (the Hugging Face cache is read with
 ``local_files_only``). The openai backend talks only to ``--base-url``; its key is read from the
@@ -68,8 +68,15 @@ def resolve_model(llm: str, cache_dir: str = "", gguf_dtype: str = "float32") ->
 
 
 class MlxBackend:
-    """mlx-lm on this machine, one request at a time with a per-request seed, so replaying a
-    request after an interruption samples the same tokens."""
+    """mlx-lm on this machine: up to ``concurrency`` requests generated together as one batch
+    (mlx-lm's ``BatchGenerator``), each answer yielded as soon as it ends.
+
+    Why a batch: one decoding step reads every weight once whatever the batch size, so on this
+    2-core CPU eight SmolLM2-135M sequences cost 1.8x one (58 vs 13 tokens/s). Why a sampler per
+    request with its own random key: what a request samples then depends on its seed, not on the
+    other requests in its batch, so replaying a request after an interruption draws the same
+    tokens (up to the last bits of a batch's arithmetic, which may word a resumed row differently;
+    no row is lost or repeated either way)."""
 
     name = "mlx"
 
@@ -82,25 +89,44 @@ class MlxBackend:
         if not getattr(self._tokenizer, "chat_template", None):
             raise ValueError(f"--llm {config.llm}: the model has no chat template; use an instruct/chat model")
         self._config = config
-        self.batch_size = 1
+        self.batch_size = config.concurrency
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[Request, Generation]]:
-        import mlx.core as mx
-        from mlx_lm import stream_generate
-        from mlx_lm.sample_utils import make_sampler
+        from mlx_lm.generate import BatchGenerator
 
         cfg = self._config
-        for request in requests:
-            text = self._chat_text(request.prompt.messages)
-            mx.random.seed(request.seed)
-            sampler = make_sampler(temp=cfg.temperature, top_p=cfg.top_p)
-            start, parts, last = time.perf_counter(), [], None
-            for last in stream_generate(self._model, self._tokenizer, text, max_tokens=cfg.max_tokens, sampler=sampler):
-                parts.append(last.text)
-            tokens = last.generation_tokens if last else 0
-            yield request, Generation("".join(parts), bool(last and last.finish_reason == "length"), tokens,
-                                      time.perf_counter() - start)
+        generator = BatchGenerator(self._model, max_tokens=cfg.max_tokens,
+                                   stop_tokens=[[t] for t in self._tokenizer.eos_token_ids],
+                                   completion_batch_size=len(requests), prefill_batch_size=len(requests))
+        try:
+            prompts = [self._prompt_tokens(request.prompt.messages) for request in requests]
+            samplers = [_request_sampler(request.seed, cfg.temperature, cfg.top_p) for request in requests]
+            uids = generator.insert(prompts, samplers=samplers)
+            pending = dict(zip(uids, requests))
+            tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+            last = time.perf_counter()
+            while pending and (responses := generator.next_generated()):
+                for response in responses:
+                    if response.finish_reason != "stop":
+                        tokens[response.uid].append(response.token)
+                    if response.finish_reason is None:
+                        continue
+                    now = time.perf_counter()
+                    ids = tokens.pop(response.uid)
+                    # seconds since the previous answer: summed over a batch they give its wall time
+                    yield pending.pop(response.uid), Generation(
+                        self._tokenizer.decode(ids), response.finish_reason == "length",
+                        len(ids) + (response.finish_reason == "stop"), now - last)
+                    last = now
+        finally:
+            generator.close()
 
+    def _prompt_tokens(self, messages: list[dict]) -> list[int]:
+        """The prompt as token ids, encoded as mlx-lm's ``generate`` encodes a templated string
+        (no second BOS when the template already starts with one)."""
+        text = self._chat_text(messages)
+        bos = self._tokenizer.bos_token
+        return self._tokenizer.encode(text, add_special_tokens=bos is None or not text.startswith(bos))
 
     def _chat_text(self, messages: list[dict]) -> str:
         """The prompt in the model's chat template. Some templates (Gemma's) refuse a system role:
@@ -112,6 +138,25 @@ class MlxBackend:
                 raise ValueError(f"--llm {self._config.llm}: the chat template failed ({exc})") from None
             merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
             return self._tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
+
+
+def _request_sampler(seed: int, temperature: float, top_p: float):
+    """mlx-lm's temperature + top-p sampling with a random key of the request's own (mlx-lm's
+    samplers draw from the global key, which the requests of one batch would share)."""
+    import mlx.core as mx
+    from mlx_lm.sample_utils import apply_top_p, greedy_sampler
+
+    if temperature == 0:
+        return greedy_sampler
+    state = {"key": mx.random.key(seed)}
+
+    def sample(logprobs):
+        state["key"], key = mx.random.split(state["key"])
+        if 0 < top_p < 1:
+            logprobs = apply_top_p(logprobs, top_p)
+        return mx.random.categorical(logprobs * (1.0 / temperature), key=key)
+
+    return sample
 
 
 class OpenAIBackend:

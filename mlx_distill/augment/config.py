@@ -49,7 +49,8 @@ class AugmentConfig:
     model: str = _setting("", "openai backend: model name sent with each request")
     api_key_env: str = _setting("", "openai backend: name of the environment variable holding the API key "
                                     "(the key itself is never written anywhere)")
-    concurrency: int = _setting(4, "openai backend: requests in flight at once")
+    concurrency: int = _setting(8, "requests in flight at once (openai: concurrent HTTP requests; mlx: requests generated "
+                                   "together as one batch, 1-8 suits a CPU)")
     timeout: float = _setting(120.0, "openai backend: seconds before a request is abandoned and retried")
     max_retries: int = _setting(5, "openai backend: retries with exponential backoff on 429/5xx/timeouts/bad answers")
     # prompts and sampling

@@ -154,15 +154,21 @@ def test_mlx_backend_rows_reasons_provenance_and_resume(train, smollm2_gguf, ggu
           f"{second.tokens_per_second:.1f} tokens/s")
 
 
-def test_a_request_replays_the_same_tokens(train, smollm2_gguf, gguf_cache):
-    """Per-request seeds: what resume relies on to redo an interrupted request identically."""
+def test_a_request_replays_the_same_tokens_alone_or_in_a_batch(train, smollm2_gguf, gguf_cache):
+    """Per-request seeds: what resume relies on to redo an interrupted request identically, even
+    when the rerun batches it with other requests than the first run did."""
     config = _config(train, smollm2_gguf, gguf_cache, max_tokens=12)
     backend = MlxBackend(config)
-    prompt = PromptBuilder({"shopping": ["Buy milk"], "health": ["Take vitamins"]}, DEFAULT_TEMPLATE,
-                           config.system_prompt, 1, 2, 0).build("shopping", 0)
+    builder = PromptBuilder({"shopping": ["Buy milk"], "health": ["Take vitamins"]}, DEFAULT_TEMPLATE,
+                            config.system_prompt, 1, 2, 0)
+    prompt, other = builder.build("shopping", 0), builder.build("health", 1)
     (_, a), = backend.generate([Request(prompt, 7)])
     (_, b), = backend.generate([Request(prompt, 7)])
     assert a.text == b.text and a.tokens == b.tokens == 12 and a.truncated
+    batch = dict((request.seed, generation) for request, generation in
+                 backend.generate([Request(other, 8), Request(prompt, 7), Request(other, 9)]))
+    assert sorted(batch) == [7, 8, 9] and batch[7].text == a.text
+    assert batch[8].text != batch[9].text  # the same prompt with two seeds: two samples
 
 
 def _free_port() -> int:
