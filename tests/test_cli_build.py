@@ -68,3 +68,27 @@ def test_dry_run_plans_every_stage_and_writes_nothing(folder):
     assert [line.split()[0] for line in lines] == ["data", "teacher", "distill", "export", "check", "report"]
     assert lines[0].split()[1:] == ["run", "never", "finished", "here"]
     assert not (folder / "run").exists()
+
+
+def test_until_stops_after_the_stage_and_the_next_run_reuses_it(folder):
+    planned = _build(folder, BUILD, "--dry-run", "--until", "teacher")
+    assert planned.returncode == 0, planned.stderr
+    assert [line.split()[0] for line in planned.stdout.splitlines()[1:]] == ["data", "teacher"]
+    done = _build(folder, BUILD, "--until", "data")
+    assert done.returncode == 0, done.stderr
+    assert "[1/1] data" in done.stderr and f"stopped after data (--until); run again without --until to finish: " \
+        f"{folder / 'run'}" in done.stdout, (done.stdout, done.stderr)
+    assert not (folder / "run" / "teacher").exists()
+    later = _build(folder, BUILD, "--dry-run")
+    assert [line.split()[:2] for line in later.stdout.splitlines()[1:3]] == [["data", "reuse"], ["teacher", "run"]]
+
+
+def test_until_a_stage_the_build_does_not_have_is_one_line(folder):
+    done = _build(folder, BUILD, "--until", "clean")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0] == (f"error: --until clean: {folder / 'build.toml'} has no [clean] table, so this build has no "
+                        "clean stage (it has: data, teacher, distill, export, check, report)")
+    assert not (folder / "run").exists()
+    bad = _build(folder, BUILD, "--until", "nope")
+    assert bad.returncode == 2 and "--until: invalid choice: 'nope'" in bad.stderr

@@ -29,6 +29,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="run folder (default runs/<name of the build file>)")
     parser.add_argument("--dry-run", action="store_true", help="print which stages would run or be reused, and why")
     parser.add_argument("--restart", action="store_true", help="run every stage again from scratch")
+    from mlx_distill.build.stages import STAGES
+
+    parser.add_argument("--until", metavar="STAGE", choices=[s.name for s in STAGES],
+                        help="stop after this stage (" + ", ".join(s.name for s in STAGES) + "), e.g. --until distill "
+                             "while tuning the student; a later run without it reuses what is done")
     from mlx_distill import distributed
 
     # The build launches its data-parallel stages itself (run.py): the values go to parallel_*,
@@ -68,8 +73,13 @@ def _parallel(config: BuildConfig, args: argparse.Namespace):
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """Before any work: the build file is valid and the run folder holds no input (and is in none)."""
-    check_run_folder(_config(args), args.out if args.out is not None else default_run_dir(args.config))
+    """Before any work: the build file is valid, the run folder holds no input (and is in none) and
+    ``--until`` names a stage this build has."""
+    from mlx_distill.build.stages import stages_until
+
+    config = _config(args)
+    check_run_folder(config, args.out if args.out is not None else default_run_dir(args.config))
+    stages_until(config, getattr(args, "until", None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     device = select_device()
     where = f"{device}{_ranks(config)}"
     if args.dry_run:
-        decisions = plan(config, args.out, device, restart=args.restart)
+        decisions = plan(config, args.out, device, restart=args.restart, until=getattr(args, "until", None))
         width = max(len(d.stage) for d in decisions)
         print(f"build {config.path} -> {args.out} ({where})")
         for d in decisions:
@@ -88,18 +98,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"build {config.path} -> {args.out} ({where})", file=sys.stderr)
     try:
-        summaries = run_build(config, args.out, device, restart=args.restart)
+        summaries = run_build(config, args.out, device, restart=args.restart, until=getattr(args, "until", None))
     except RanksFailed as exc:  # the launcher printed the line naming the stage and the rank
         return exc.code
-    student, teacher, check = summaries["distill"], summaries["teacher"], summaries["check"]
-    split = "test" if student.get("test") else "eval"
-    print(f"teacher: {split} accuracy {teacher[split]['accuracy']:.3f}")
-    print(f"student: {split} accuracy {student[split]['accuracy']:.3f}  agreement with teacher "
-          f"{student[split]['teacher_agreement']:.3f} ({student['params']:,} parameters, {student['preset']})")
-    print(f"check: {'passed' if check['passed'] else 'FAILED: ' + '; '.join(check['failed'])}")
-    print(f"report: {args.out / 'report.md'} (and report.json); student: {args.out / 'distill'}; "
-          f"Core ML: {args.out / 'export'}")
-    return 0 if check["passed"] else 1
+    return _print_summary(summaries, args.out)
+
+
+def _print_summary(summaries: dict[str, dict], out: Path) -> int:
+    """The build's result in a few lines: whatever stages ran (all of them without --until)."""
+    teacher, student, check = (summaries.get(name) for name in ("teacher", "distill", "check"))
+    split = "test" if (student or teacher or {}).get("test") else "eval"
+    if teacher:
+        print(f"teacher: {split} accuracy {teacher[split]['accuracy']:.3f}")
+    if student:
+        print(f"student: {split} accuracy {student[split]['accuracy']:.3f}  agreement with teacher "
+              f"{student[split]['teacher_agreement']:.3f} ({student['params']:,} parameters, {student['preset']})")
+    if check:
+        print(f"check: {'passed' if check['passed'] else 'FAILED: ' + '; '.join(check['failed'])}")
+    if "report" in summaries:
+        print(f"report: {out / 'report.md'} (and report.json); student: {out / 'distill'}; Core ML: {out / 'export'}")
+    else:
+        print(f"stopped after {list(summaries)[-1]} (--until); run again without --until to finish: {out}")
+    return 0 if check is None or check["passed"] else 1
 
 
 def _ranks(config: BuildConfig) -> str:

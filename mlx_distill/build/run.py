@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mlx_distill.build.cache import StageRecord, StageStore, stage_key
 from mlx_distill.build.config import BuildConfig
-from mlx_distill.build.stages import Context, Stage, enabled_stages
+from mlx_distill.build.stages import Context, Stage, stages_until
 
 
 class RanksFailed(Exception):
@@ -104,12 +104,13 @@ def decide(stage: Stage, ctx: Context, store: StageStore, restart: bool, upstrea
     return Decision(stage.name, False, "inputs and settings unchanged"), key, settings, inputs
 
 
-def plan(config: BuildConfig, run_dir: Path, device: str, restart: bool = False) -> list[Decision]:
+def plan(config: BuildConfig, run_dir: Path, device: str, restart: bool = False,
+         until: str | None = None) -> list[Decision]:
     """What ``build`` would do now, without doing it (``--dry-run``)."""
     ctx = Context(config, run_dir, device, {}, {})
     store = StageStore(run_dir)
     decisions, running = [], []
-    for stage in enabled_stages(config):
+    for stage in stages_until(config, until):
         upstream = [u for u in stage.upstream if u in running]
         decision, *_ = decide(stage, ctx, store, restart, upstream, planning=True)
         record = store.read(stage.name)
@@ -128,9 +129,7 @@ def run_build(config: BuildConfig, run_dir: Path, device: str, restart: bool = F
     ctx = Context(config, run_dir, device, {}, {})
     store = StageStore(run_dir)
     build_id = uuid.uuid4().hex[:12]
-    stages = enabled_stages(config)
-    if until is not None:
-        stages = stages[: [s.name for s in stages].index(until) + 1]
+    stages = stages_until(config, until)
     for number, stage in enumerate(stages, 1):
         decision, key, settings, inputs = decide(stage, ctx, store, restart, [])
         label = f"[{number}/{len(stages)}] {stage.name}"

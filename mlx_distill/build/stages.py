@@ -293,3 +293,15 @@ def enabled_stages(config: BuildConfig) -> list[Stage]:
     """The stages this build runs: augment and clean only when their tables are in the file."""
     return [s for s in STAGES if (s.name != "augment" or config.augment is not None)
             and (s.name != "clean" or config.clean is not None)]
+
+
+def stages_until(config: BuildConfig, until: str | None) -> list[Stage]:
+    """The stages to run for ``build --until STAGE``: the enabled ones up to and including it."""
+    stages = enabled_stages(config)
+    names = [s.name for s in stages]
+    if until is None:
+        return stages
+    if until not in names:
+        raise ValueError(f"--until {until}: {config.path} has no [{until}] table, so this build has no {until} "
+                         f"stage (it has: {', '.join(names)})")
+    return stages[: names.index(until) + 1]
