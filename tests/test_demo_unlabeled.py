@@ -10,7 +10,7 @@ from pathlib import Path
 from mlx_distill import demo
 from mlx_distill.data import normalise_text, read_examples, read_unlabeled
 
-UNLABELED = demo.DATA_DIR / "unlabeled.txt"
+UNLABELED = demo.UNLABELED_FILE
 GENERATOR = Path(__file__).resolve().parent.parent / "scripts" / "make_demo_unlabeled.py"
 
 

@@ -17,11 +17,3 @@ TEST_FILE = DATA_DIR / "test.jsonl"
 UNLABELED_FILE = DATA_DIR / "unlabeled.txt"
 #: The demo as a build file: ``python -m mlx_distill`` is ``python -m mlx_distill build`` of this file.
 BUILD_FILE = Path(__file__).parent / "build.toml"
-SAMPLE_NOTES = [
-    "Renew the car insurance and compare two quotes",
-    "Grab batteries and dish soap on the way home",
-    "Ask the pharmacist about the new allergy tablets",
-    "Print the boarding passes for Saturday's flight to Porto",
-    "Prepare slides for Monday's client review",
-]
-
