@@ -184,8 +184,11 @@ def run_augment(config: AugmentConfig, backend=None) -> AugmentResult:
 def _plan(builder: PromptBuilder, labels, count, done, config: AugmentConfig, limit: int, size: int, new_rows: int):
     """The next requests: labels still short of rows, round-robin, their lowest unfinished indices,
     no more per label than its missing rows need."""
-    if config.stop_after and new_rows >= config.stop_after:
-        return []
+    if config.stop_after:
+        if new_rows >= config.stop_after:
+            return []
+        # no more requests than the rows still wanted could need: answers past --stop-after are surplus
+        size = min(size, -(-(config.stop_after - new_rows) // config.per_request))
     queues = {}
     for label in labels:
         missing = config.per_label - count[label]

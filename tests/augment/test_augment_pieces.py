@@ -11,6 +11,7 @@ from mlx_distill.augment.config import AugmentConfig, add_config_arguments, conf
 from mlx_distill.augment.filters import RowFilter
 from mlx_distill.augment.journal import Appender, read_jsonl
 from mlx_distill.augment.prompts import DEFAULT_TEMPLATE, PromptBuilder, load_template, request_seed
+from mlx_distill.augment.run import _plan
 
 
 def _gate(**kw):
@@ -55,6 +56,19 @@ def test_prompts_rotate_examples_and_are_deterministic():
     assert all(f"- {shot}" in user for shot in first.shots)
     assert first.messages[0] == {"role": "system", "content": "sys"}
     assert request_seed(0, "work", 1) == request_seed(0, "work", 1) != request_seed(0, "work", 2)
+
+
+def test_a_batch_is_planned_round_robin_and_no_larger_than_the_rows_still_wanted():
+    examples = {"work": ["w1", "w2"], "home": ["h1", "h2"]}
+    config = AugmentConfig(train="t.jsonl", out="o.jsonl", llm="m", per_label=10, per_request=5)
+    builder = PromptBuilder(examples, DEFAULT_TEMPLATE, "sys", 1, 5, 0)
+    batch = _plan(builder, ["work", "home"], {"work": 0, "home": 5}, {("work", 0)}, config, 8, 8, 0)
+    # work misses 10 rows (2 requests), home 5 (1 request); work's request 0 is already done
+    assert [(r.prompt.label, r.prompt.request) for r in batch] == [("work", 1), ("home", 0), ("work", 2)]
+    config.stop_after = 7  # 7 rows still wanted: 2 requests of 5, however large the batch may be
+    assert len(_plan(builder, ["work", "home"], {"work": 0, "home": 0}, set(), config, 8, 8, 0)) == 2
+    assert len(_plan(builder, ["work", "home"], {"work": 0, "home": 0}, set(), config, 8, 8, 5)) == 1
+    assert _plan(builder, ["work", "home"], {"work": 0, "home": 0}, set(), config, 8, 8, 7) == []
 
 
 def test_template_file_placeholders(tmp_path):
