@@ -6,7 +6,9 @@ Sentence Encoders"): 10,003 train / 3,080 test customer messages, 77 intents, in
 
 Protocol (the project's few-shot protocol, see the data's README):
 - a seeded sample of ``--per-label`` (10) labelled rows per intent from train.csv (770 rows);
-  checkpoints are picked on a stratified 15 % of those, as ``teacher`` / ``distill`` do by default;
+  checkpoints are picked on a stratified 15 % of those, as ``teacher`` / ``distill`` do by default
+  (``--teacher-all-labels``: the teacher trains on all of them, as the published 10-per-intent
+  results do, and its checkpoints are picked on its own training rows);
 - the rest of train.csv, labels removed, is the unlabelled transfer set;
 - test.csv is only reported, never used to choose anything.
 
@@ -91,6 +93,8 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=48)
     parser.add_argument("--teacher-epochs", type=float, default=20)
     parser.add_argument("--teacher-lr", type=float, default=1e-4)
+    parser.add_argument("--teacher-all-labels", action="store_true",
+                        help="train the teacher on all labelled rows (no held-out 15 %%; measured 0.837 vs 0.797)")
     parser.add_argument("--student-preset", default="mobilebert-4l")
     parser.add_argument("--init", default="teacher", choices=[i for i in STUDENT_INITS if i != "pretrained"],
                         help="how the student starts (teacher-layers: measured best here, use --student-lr 1e-4)")
@@ -111,9 +115,11 @@ def main() -> int:
     common = ["--train", files["labelled"], "--test", files["test"], "--max-length", args.max_length,
               "--seed", args.seed]
     rows, seconds = [], {}
-    teacher = args.out / "teacher"
-    seconds["teacher"] = _cli("teacher", "--model", minilm, *common, "--out", teacher, "--epochs", args.teacher_epochs,
-                              "--lr", args.teacher_lr)
+    tag = "-all" if args.teacher_all_labels else ""  # the two teachers (and their students) in their own folders
+    teacher = args.out / f"teacher{tag}"
+    holdout = ["--eval", files["labelled"]] if args.teacher_all_labels else []
+    seconds["teacher"] = _cli("teacher", "--model", minilm, *common, *holdout, "--out", teacher,
+                              "--epochs", args.teacher_epochs, "--lr", args.teacher_lr)
     t = _report(teacher)
     rows.append({"row": "teacher (MiniLM-L6)", "test_accuracy": t["test"]["accuracy"], "agreement": None,
                  "seconds": seconds["teacher"]})
@@ -131,11 +137,13 @@ def main() -> int:
         synthetic = args.out / "synthetic.jsonl"
         seconds["augment"] = _cli("augment", "--train", files["labelled"], "--llm", args.llm, "--per-label",
                                   args.augment_per_label, "--out", synthetic, "--exclude", files["test"])
-        seconds["clean"] = _cli("clean", "--teacher", teacher, "--input", synthetic, "--out", args.out / "kept.jsonl")
+        kept = args.out / f"kept{tag}.jsonl"  # the teacher's judgement: one file per teacher
+        seconds["clean"] = _cli("clean", "--teacher", teacher, "--input", synthetic, "--out", kept)
         variants.append(("student + transfer + augment/clean", "student-augment",
                          ["--unlabeled", files["unlabeled"], "--labelled-repeats", args.labelled_repeats,
-                          "--synthetic", args.out / "kept.jsonl", "--epochs", args.transfer_epochs]))
+                          "--synthetic", kept, "--epochs", args.transfer_epochs]))
     for name, folder, extra in variants:
+        folder += tag
         seconds[folder] = _cli("distill", *student_args, *extra, "--out", args.out / folder)
         r = _report(args.out / folder)
         rows.append({"row": name, "test_accuracy": r["test"]["accuracy"],
