@@ -158,7 +158,7 @@ def main() -> int:
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"data": "BANKING77 (PolyAI, CC-BY-4.0)", "settings": vars(args) | {
-        "data": str(args.data), "out": str(args.out)}, "rows": rows, "runtime": runtime_info()}, indent=2, default=str))
+        "data": str(args.data), "out": str(args.out)}, "rows": rows, "seconds": seconds, "runtime": runtime_info()}, indent=2, default=str))
     print(f"wrote {RESULTS}")
     return 0
 
