@@ -82,6 +82,10 @@ def clean_line(line: str, label: str | None = None) -> tuple[str, str | None]:
     text = _unquote(text)
     if not text:
         return line, "empty"
+    if label and "_" in label and label.lower() in text.lower():
+        # An identifier such as pending_cash_withdrawal is the prompt's word, not a customer's: the line
+        # talks about the task. The teacher would keep it (the label's own words are in it).
+        return line, "meta"
     bare = text.lstrip("([ ")
     if _META_START.match(bare) or _META_ANYWHERE.search(text) or (text.endswith(":") and not had_marker):
         return line, "meta"

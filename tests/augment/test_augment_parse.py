@@ -80,3 +80,18 @@ def test_rules_fences_and_blank_lines_are_ignored_not_counted():
     parsed = parse_output("---\n\nBuy milk\n```\n***\n")
     assert parsed.candidates == ["Buy milk"]
     assert parsed.rejected == []
+
+
+@pytest.mark.parametrize("line, reason", [
+    # seen from SmolLM2-135M-Instruct on BANKING77: the teacher keeps them, since they name the label
+    ('5 thoughts to "pending_cash_withdrawal" without bold or numbered', "meta"),
+    ("*That's right, pending_cash_withdrawal, we're talking about how to collect money", "meta"),
+    ("pending_cash_withdrawal: Why is my cash withdrawal still pending?", None),  # a label prefix is stripped
+    ("My cash withdrawal is still pending", None),
+])
+def test_a_line_naming_an_identifier_label_is_meta(line, reason):
+    text, why = clean_line(line, label="pending_cash_withdrawal")
+    assert why == reason, text
+    # a plain-word label may occur in a real row
+    assert clean_line("Get the shopping bags from the car", label="shopping") == (
+        "Get the shopping bags from the car", None)
