@@ -26,6 +26,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from mlx_distill.runtime import runtime_info
 
     info = runtime_info()
+    info["threads"] = getattr(args, "threads_note", None) or "as the environment sets them"
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str], guard: _InterruptGuard) -> int:
     """Exit codes: 0 done, 1 bad input / failed check / full disk (one line on stderr), 130 Ctrl-C."""
+    from mlx_distill.blas import choose_threads
     from mlx_distill.fileio import DiskFullError
 
     try:
@@ -492,6 +494,7 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.check_paths(args)
+        args.threads_note = choose_threads()  # before MLX's first matmul: MKL reads the variable then
         if args.command in _TORCH_COMMANDS:
             _import_torch_side(guard)
         from mlx_distill.distributed import relaunch

@@ -45,10 +45,9 @@ THREAD_VARIABLES = ("MKL_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
 
 
 def thread_info() -> dict[str, object]:
-    """Cores this process may use, the 1-minute load and the thread variables as set. Why in
-    ``info``: on a shared CPU the load decides the best setting (benchmarks/bench_contention.py:
-    on an idle 2-core CPU one MKL thread trained the MLX student fastest; with two busy
-    competitors the default two threads kept more of the CPU)."""
+    """Cores this process may use, the 1-minute load and the thread variables as set (after the
+    command line's own choice, ``blas.choose_threads``). Why in ``info``: on a shared CPU the load
+    decides how fast training can be (benchmarks/bench_contention.py)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info: dict[str, object] = {"cores": cores, "load_1min": round(os.getloadavg()[0], 2)}
     for name in THREAD_VARIABLES:

@@ -80,3 +80,38 @@ def test_missing_library_falls_back_safely():
     a = rng.standard_normal((257, 129)).astype(np.float32)
     b = rng.standard_normal((129, 65)).astype(np.float32)
     np.testing.assert_allclose(np.array(run["product"]), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the MKL thread choice exists only on Linux")
+@pytest.mark.parametrize("cores, given, provider, expected", [
+    (2, {}, "/x/torch/lib/libtorch_cpu.so", "1"),
+    (1, {}, "/x/libmkl_rt.so.2", "1"),
+    (2, {"MKL_NUM_THREADS": "2"}, "/x/torch/lib/libtorch_cpu.so", "2"),  # the user's choice wins
+    (2, {"OMP_NUM_THREADS": "2"}, "/x/torch/lib/libtorch_cpu.so", None),
+    (8, {}, "/x/torch/lib/libtorch_cpu.so", None),  # not measured there: MKL's own default
+    (2, {}, "/usr/lib/libopenblas.so.0", None),  # OpenBLAS reads its own variable, at load time
+])
+def test_one_mkl_thread_only_on_a_small_cpu_when_the_user_chose_nothing(monkeypatch, cores, given, provider, expected):
+    from mlx_distill import blas
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(blas, "sgemm_provider", lambda: provider)
+    env = dict(given)
+    note = blas.choose_threads(env)
+    assert env.get("MKL_NUM_THREADS") == expected
+    assert (note is not None) == (expected == "1" and not given), note
+
+
+def test_info_says_who_set_the_threads():
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    for extra, want in (({"MKL_NUM_THREADS": "2"}, "as the environment sets them"), ({}, None)):
+        done = subprocess.run([sys.executable, "-m", "mlx_distill", "info", "--json"], env=env | extra,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        info = json.loads(done.stdout)
+        if want:
+            assert info["threads"] == want and info["MKL_NUM_THREADS"] == "2"
+        elif info["cores"] <= 2 and sys.platform.startswith("linux") and "libtorch_cpu" in str(info["blas"]):
+            assert info["threads"].startswith("MKL_NUM_THREADS=1 set by mlx_distill") and info["MKL_NUM_THREADS"] == "1"
+        else:
+            assert info["threads"] == "as the environment sets them"
