@@ -117,6 +117,11 @@ def ensure_fast_blas(environ: dict[str, str] | None = None) -> BlasStatus:
 SMALL_CPU_CORES = 2
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which a container or ``taskset`` narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def choose_threads(environ: dict[str, str] | None = None) -> str | None:
     """On a Linux CPU with at most two usable cores, run MKL with one thread unless the user chose.
 
@@ -130,7 +135,7 @@ def choose_threads(environ: dict[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     if not sys.platform.startswith("linux") or any(name in env for name in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")):
         return None
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     provider = os.path.basename(sgemm_provider() or "")
     if cores > SMALL_CPU_CORES or not ("mkl" in provider.lower() or provider == "libtorch_cpu.so"):
         return None

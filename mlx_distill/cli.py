@@ -478,6 +478,7 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
     from mlx_distill.blas import choose_threads
     from mlx_distill.fileio import DiskFullError
 
+    threads_note = choose_threads()  # first: MKL reads the variable at its first call, in MLX or in torch
     try:
         argv = argv or ["demo"]  # no arguments: the bundled demo (DESIGN.md)
         parser = build_parser(argv)
@@ -494,7 +495,7 @@ def _run(argv: list[str], guard: _InterruptGuard) -> int:
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.check_paths(args)
-        args.threads_note = choose_threads()  # before MLX's first matmul: MKL reads the variable then
+        args.threads_note = threads_note
         if args.command in _TORCH_COMMANDS:
             _import_torch_side(guard)
         from mlx_distill.distributed import relaunch

@@ -13,7 +13,7 @@ from importlib import metadata
 import mlx.core as mx
 
 import mlx_distill
-from mlx_distill.blas import sgemm_provider
+from mlx_distill.blas import sgemm_provider, usable_cores
 
 
 def best_device() -> str:
@@ -48,8 +48,7 @@ def thread_info() -> dict[str, object]:
     """Cores this process may use, the 1-minute load and the thread variables as set (after the
     command line's own choice, ``blas.choose_threads``). Why in ``info``: on a shared CPU the load
     decides how fast training can be (benchmarks/bench_contention.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info: dict[str, object] = {"cores": cores, "load_1min": round(os.getloadavg()[0], 2)}
+    info: dict[str, object] = {"cores": usable_cores(), "load_1min": round(os.getloadavg()[0], 2)}
     for name in THREAD_VARIABLES:
         info[name] = os.environ.get(name, "unset")
     return info
