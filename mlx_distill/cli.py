@@ -232,7 +232,7 @@ def _demo_args(args: argparse.Namespace) -> argparse.Namespace:
     from mlx_distill import demo
 
     if getattr(args, "config", None) is None:
-        args.config, args.dry_run = demo.BUILD_FILE, False
+        args.config, args.dry_run, args.until = demo.BUILD_FILE, False, None
     return args
 
 

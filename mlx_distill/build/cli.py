@@ -79,7 +79,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
     config = _config(args)
     check_run_folder(config, args.out if args.out is not None else default_run_dir(args.config))
-    stages_until(config, getattr(args, "until", None))
+    stages_until(config, args.until)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     device = select_device()
     where = f"{device}{_ranks(config)}"
     if args.dry_run:
-        decisions = plan(config, args.out, device, restart=args.restart, until=getattr(args, "until", None))
+        decisions = plan(config, args.out, device, restart=args.restart, until=args.until)
         width = max(len(d.stage) for d in decisions)
         print(f"build {config.path} -> {args.out} ({where})")
         for d in decisions:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"build {config.path} -> {args.out} ({where})", file=sys.stderr)
     try:
-        summaries = run_build(config, args.out, device, restart=args.restart, until=getattr(args, "until", None))
+        summaries = run_build(config, args.out, device, restart=args.restart, until=args.until)
     except RanksFailed as exc:  # the launcher printed the line naming the stage and the rank
         return exc.code
     return _print_summary(summaries, args.out)
