@@ -156,7 +156,7 @@ def init_student(
     described: dict[str, object] = {"init": spec.init, "preset": spec.preset, "config_file": spec.config_file}
     if spec.init == "teacher-layers":
         depths = config.num_hidden_layers, teacher.config.num_hidden_layers
-        pairs = {**uniform_layer_map(*depths), **(resolve_layer_map(layer_map, *depths) if layer_map else {})}
+        pairs = {**uniform_layer_map(*depths), **resolve_layer_map(layer_map, *depths)}  # the map's pairs win
         described["copied"] = copy_teacher_layers(model, teacher, pairs)
     if spec.init == "teacher":
         source = teacher.encoder_model.embeddings
