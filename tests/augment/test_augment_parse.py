@@ -92,6 +92,8 @@ def test_rules_fences_and_blank_lines_are_ignored_not_counted():
 def test_a_line_naming_an_identifier_label_is_meta(line, reason):
     text, why = clean_line(line, label="pending_cash_withdrawal")
     assert why == reason, text
-    # a plain-word label may occur in a real row
+
+
+def test_a_plain_word_label_may_occur_in_a_real_row():
     assert clean_line("Get the shopping bags from the car", label="shopping") == (
         "Get the shopping bags from the car", None)
